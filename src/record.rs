@@ -1,0 +1,182 @@
+//! The project's record under `.promptloop/`: every run's events as JSON lines (appended as
+//! they happen, so a crash loses nothing), each attempt's test output, and every failure
+//! with its status, so a failure the teacher could not analyse is kept for `promptloop learn`.
+//!
+//! Layout (one folder per project, excluded from git through `.git/info/exclude`):
+//! ```text
+//! .promptloop/
+//!   runs/<run-id>/events.jsonl
+//!   runs/<run-id>/attempt-<n>-tests.log
+//!   failures/<failure-id>.json
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::Event;
+use crate::failure::FailureContext;
+use crate::rules::format::Rule;
+
+/// The folder name inside a project.
+pub const DIR_NAME: &str = ".promptloop";
+
+/// A record that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}", path.display())]
+pub struct RecordError {
+    action: &'static str,
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RecordError {
+    let path = path.to_path_buf();
+    move |source| RecordError {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Whether a failure still waits for a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureStatus {
+    /// No rule yet; `promptloop learn` will try again.
+    Pending,
+    /// A rule came from it.
+    Learned,
+}
+
+/// A failure as kept on disk.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredFailure {
+    /// Pending or learned.
+    pub status: FailureStatus,
+    /// The failure with its evidence.
+    pub context: FailureContext,
+    /// Why the last analysis failed.
+    pub last_error: Option<String>,
+    /// Analyses tried.
+    pub tries: u32,
+    /// The rule learned from it.
+    pub rule: Option<Rule>,
+    /// The file the rule went to.
+    pub rules_file: Option<String>,
+    /// The teacher that answered.
+    pub teacher: Option<String>,
+    /// The teacher's whole answer (analysis and rule).
+    pub teacher_answer: Option<String>,
+}
+
+/// The `.promptloop/` folder of one project.
+pub struct Record {
+    dir: PathBuf,
+}
+
+impl Record {
+    /// Opens (creating) the record folder in `project_dir`.
+    pub fn open(project_dir: &Path) -> Result<Record, RecordError> {
+        let dir = project_dir.join(DIR_NAME);
+        for sub in ["runs", "failures"] {
+            let path = dir.join(sub);
+            fs::create_dir_all(&path).map_err(io_err("create", &path))?;
+        }
+        Ok(Record { dir })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A new run's event log.
+    pub fn start_run(&self, run_id: &str) -> Result<RunLog, RecordError> {
+        let dir = self.dir.join("runs").join(run_id);
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let path = dir.join("events.jsonl");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        Ok(RunLog { dir, path, file })
+    }
+
+    /// Writes a failure (atomically: a reader sees the old or the new file).
+    pub fn save_failure(&self, failure: &StoredFailure) -> Result<PathBuf, RecordError> {
+        let path = self.failure_path(&failure.context.id);
+        let json = serde_json::to_vec_pretty(failure)
+            .map_err(|e| io_err("encode", &path)(std::io::Error::other(e)))?;
+        let tmp = path.with_extension("json.tmp");
+        fs::write(&tmp, json).map_err(io_err("write", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err("rename into place", &path))?;
+        Ok(path)
+    }
+
+    /// Every stored failure, oldest first.
+    pub fn failures(&self) -> Result<Vec<StoredFailure>, RecordError> {
+        let dir = self.dir.join("failures");
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
+            let path = entry.map_err(io_err("list", &dir))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).map_err(io_err("read", &path))?;
+            let failure: StoredFailure = serde_json::from_str(&text)
+                .map_err(|e| io_err("parse", &path)(std::io::Error::other(e)))?;
+            found.push(failure);
+        }
+        found.sort_by(|a, b| a.context.captured_at.cmp(&b.context.captured_at));
+        Ok(found)
+    }
+
+    fn failure_path(&self, id: &str) -> PathBuf {
+        self.dir.join("failures").join(format!("{id}.json"))
+    }
+}
+
+/// One run's append-only event log.
+pub struct RunLog {
+    dir: PathBuf,
+    path: PathBuf,
+    file: File,
+}
+
+impl RunLog {
+    /// Appends one event as a JSON line and flushes it.
+    pub fn append(&mut self, event: &Event) -> Result<(), RecordError> {
+        let mut line = serde_json::to_vec(event)
+            .map_err(|e| io_err("encode", &self.path)(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.flush())
+            .map_err(io_err("append to", &self.path))
+    }
+
+    /// Keeps a text artefact (a test log) beside the events.
+    pub fn save_text(&self, name: &str, text: &str) -> Result<PathBuf, RecordError> {
+        let path = self.dir.join(name);
+        fs::write(&path, text).map_err(io_err("write", &path))?;
+        Ok(path)
+    }
+
+    /// The event log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A new id: the local time and a few random-ish hex digits (`20261124-215501-3fa2`).
+pub fn new_id() -> String {
+    let now = chrono::Local::now();
+    let nanos = now.timestamp_subsec_nanos();
+    let mix = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
+    format!("{}-{mix:04x}", now.format("%Y%m%d-%H%M%S"))
+}

@@ -1,0 +1,188 @@
+//! JUnit XML (as pytest, Maven Surefire, PHPUnit and many others write it) into a
+//! [`TestReport`].
+
+use std::io::BufRead;
+
+use super::{TestFailure, TestReport};
+
+/// Evidence lines kept per failing test.
+const MAX_EVIDENCE_LINES: usize = 60;
+
+/// A report that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("read the JUnit report: {0}")]
+pub struct JunitError(#[from] junit_parser::Error);
+
+/// Parses a JUnit XML report.
+pub fn parse(reader: impl BufRead) -> Result<TestReport, JunitError> {
+    let suites = junit_parser::from_reader(reader)?;
+    let mut report = TestReport::default();
+    for suite in &suites.suites {
+        collect_suite(suite, &mut report);
+    }
+    Ok(report)
+}
+
+fn collect_suite(suite: &junit_parser::TestSuite, report: &mut TestReport) {
+    for case in &suite.cases {
+        report.total += 1;
+        let (kind, message, text) = match &case.status {
+            junit_parser::TestStatus::Success => {
+                report.passed += 1;
+                continue;
+            }
+            junit_parser::TestStatus::Skipped(_) => {
+                report.skipped += 1;
+                continue;
+            }
+            junit_parser::TestStatus::Failure(f) => {
+                report.failed += 1;
+                ("failure", f.message.clone(), f.text.clone())
+            }
+            junit_parser::TestStatus::Error(e) => {
+                report.errors += 1;
+                ("error", e.message.clone(), e.text.clone())
+            }
+        };
+        let captured = [&case.system_out, &case.system_err]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.trim().is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        report.failures.push(TestFailure {
+            id: test_id(
+                case.classname.as_deref(),
+                &case.original_name,
+                case.file.as_deref(),
+            ),
+            kind: kind.to_string(),
+            file: case.file.clone(),
+            line: case.line,
+            message: message.trim().to_string(),
+            evidence: evidence(&text),
+            captured_output: (!captured.is_empty()).then_some(captured),
+        });
+    }
+    for nested in &suite.suites {
+        collect_suite(nested, report);
+    }
+}
+
+/// pytest's node id (`tests/test_x.py::TestK::test_y`) from classname + file; other
+/// runners' `classname::name`.
+fn test_id(classname: Option<&str>, name: &str, file: Option<&str>) -> String {
+    match (classname, file) {
+        (Some(class), Some(file)) if file.ends_with(".py") => {
+            let module = file.trim_end_matches(".py").replace('/', ".");
+            let rest = class
+                .strip_prefix(&module)
+                .map(|r| r.trim_start_matches('.'))
+                .unwrap_or("");
+            let mut id = file.to_string();
+            for part in rest.split('.').filter(|p| !p.is_empty()) {
+                id.push_str("::");
+                id.push_str(part);
+            }
+            id.push_str("::");
+            id.push_str(name);
+            id
+        }
+        (Some(class), _) if !class.is_empty() => format!("{class}::{name}"),
+        _ => name.to_string(),
+    }
+}
+
+/// The lines that say what went wrong: locations, the failing source line, `E` lines and
+/// exception lines; frames from installed packages are dropped as noise.
+pub fn evidence(text: &str) -> String {
+    let mut kept = Vec::new();
+    let mut skip_frame = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if is_location(trimmed) {
+            skip_frame = trimmed.contains("site-packages") || trimmed.contains("/_pytest/");
+        }
+        // `E` lines are the error itself, even when raised inside an installed package.
+        let is_error_line = trimmed.starts_with("E ");
+        if trimmed.is_empty() || (skip_frame && !is_error_line) {
+            continue;
+        }
+        kept.push(line.trim_end());
+    }
+    if kept.len() > MAX_EVIDENCE_LINES {
+        // The end holds the error itself; keep the first frames and the end.
+        let head = 10;
+        let tail = MAX_EVIDENCE_LINES - head;
+        let omitted = kept.len() - head - tail;
+        let mut trimmed: Vec<String> = kept[..head].iter().map(|s| s.to_string()).collect();
+        trimmed.push(format!("[... {omitted} lines omitted ...]"));
+        trimmed.extend(kept[kept.len() - tail..].iter().map(|s| s.to_string()));
+        return trimmed.join("\n");
+    }
+    kept.join("\n")
+}
+
+fn is_location(line: &str) -> bool {
+    // `path.py:12: in func` (pytest short) or `File "path.py", line 12` (Python).
+    line.starts_with("File \"") || line.contains(".py:") && line.contains(": in ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PYTEST_XML: &str = r#"<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" errors="1" failures="2" skipped="0" tests="4" time="0.038"><testcase classname="tests.test_c" name="test_div" file="tests/test_c.py" line="2" time="0.000" /><testcase classname="tests.test_c" name="test_zero" file="tests/test_c.py" line="4" time="0.000"><failure message="assert 0 is None&#10; +  where 0 = safe_divide(1, 0)">tests/test_c.py:6: in test_zero
+    assert safe_divide(1, 0) is None
+E   assert 0 is None
+E    +  where 0 = safe_divide(1, 0)</failure></testcase><testcase classname="tests.test_c.TestK" name="test_err" file="tests/test_c.py" line="7" time="0.000"><failure message="ValueError: boom">tests/test_c.py:9: in test_err
+    raise ValueError("boom")
+E   ValueError: boom</failure><system-out>captured here</system-out></testcase><testcase classname="tests.test_c" name="test_fix" file="tests/test_c.py" line="12" time="0.000"><error message="failed on setup with &quot;RuntimeError: fixture broke&quot;">tests/test_c.py:12: in broken
+    raise RuntimeError("fixture broke")
+E   RuntimeError: fixture broke</error></testcase></testsuite></testsuites>"#;
+
+    #[test]
+    fn reads_pytest_report_with_node_ids_and_evidence() {
+        let report = parse(PYTEST_XML.as_bytes()).unwrap();
+        assert_eq!(
+            (report.total, report.passed, report.failed, report.errors),
+            (4, 1, 2, 1)
+        );
+        let ids: Vec<&str> = report.failures.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "tests/test_c.py::test_zero",
+                "tests/test_c.py::TestK::test_err",
+                "tests/test_c.py::test_fix"
+            ]
+        );
+        let zero = &report.failures[0];
+        assert_eq!(zero.line, Some(4));
+        assert!(zero.evidence.contains("E   assert 0 is None"));
+        assert!(zero.evidence.contains("where 0 = safe_divide(1, 0)"));
+        assert_eq!(
+            report.failures[1].captured_output.as_deref(),
+            Some("captured here")
+        );
+        assert_eq!(report.failures[2].kind, "error");
+    }
+
+    #[test]
+    fn installed_package_frames_are_dropped() {
+        let text = "tests/t.py:3: in test_a\n    f()\n/usr/lib/python3/site-packages/lib/x.py:10: in f\n    noise()\nE   KeyError: 'k'";
+        let e = evidence(text);
+        assert!(!e.contains("noise"));
+        assert!(e.contains("tests/t.py:3"));
+        assert!(e.contains("E   KeyError: 'k'"));
+    }
+
+    #[test]
+    fn other_runners_use_classname() {
+        assert_eq!(
+            test_id(Some("com.acme.CalcTest"), "divides", None),
+            "com.acme.CalcTest::divides"
+        );
+    }
+}
