@@ -6,5 +6,7 @@
 
 mod support;
 
+mod cli;
 mod e2e_claude;
+mod git_safety;
 mod rules_file;

@@ -424,10 +424,6 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     let mut settings = load_settings(args.common.config.as_deref())?.settings;
     settings.apply(&overrides(&args.common))?;
     let agent = claude_agent(&settings);
-    let teacher = match make_teacher(&settings)? {
-        Ok(t) => t,
-        Err(why) => return Err(Failure::usage(why)),
-    };
     let record = Record::open(&project_dir).map_err(|e| Failure::usage(e.to_string()))?;
     let pending: Vec<_> = record
         .failures()
@@ -435,6 +431,16 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
         .into_iter()
         .filter(|f| f.status == FailureStatus::Pending)
         .collect();
+    if pending.is_empty() {
+        if !json {
+            println!("no pending failures in {}", record.dir().display());
+        }
+        return Ok(0);
+    }
+    let teacher = match make_teacher(&settings)? {
+        Ok(t) => t,
+        Err(why) => return Err(Failure::usage(why)),
+    };
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
     let learner = Learner {
@@ -451,10 +457,6 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     let mut human = HumanRenderer::new();
     let mut machine = JsonRenderer;
     let reporter: &mut dyn crate::events::Reporter = if json { &mut machine } else { &mut human };
-    if pending.is_empty() && !json {
-        println!("no pending failures in {}", record.dir().display());
-        return Ok(0);
-    }
     let mut still_pending = 0;
     for stored in pending {
         let mut emit = |e: crate::events::Event| reporter.report(&e);

@@ -47,6 +47,7 @@ fn answer(failure: &FailureContext) -> String {
             .unwrap_or_else(|| format!("Changing code that `{}` exercises", test.id));
         let more = match failure.tests.len() {
             1 => String::new(),
+            2 => " (1 other test failed too)".to_string(),
             n => format!(" ({} other tests failed too)", n - 1),
         };
         let error = evidence
