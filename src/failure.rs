@@ -129,7 +129,7 @@ impl FailureContext {
         let fixed = out.len() + summary.len() + message.len() + 400;
         let rest = budget.saturating_sub(fixed);
         let diff = filter_diff(&self.diff, private_files);
-        let evidence_budget = if diff.is_empty() { rest } else { rest * 2 / 5 };
+        let evidence_budget = if diff.is_empty() { rest } else { rest / 2 };
         let evidence = self.evidence(evidence_budget);
         if !evidence.is_empty() {
             out.push_str("## Evidence\n");
@@ -158,28 +158,72 @@ impl FailureContext {
         if self.tests.is_empty() {
             return String::new();
         }
-        let blocks: Vec<String> = self
-            .tests
-            .iter()
-            .map(|t| {
-                let place = match (&t.file, t.line) {
-                    (Some(f), Some(l)) => format!(" ({f}:{l})"),
-                    (Some(f), None) => format!(" ({f})"),
-                    _ => String::new(),
-                };
-                let mut block = format!("### {}{place}\n```\n{}\n", t.id, t.evidence.trim_end());
-                if let Some(output) = &t.captured_output {
-                    block.push_str(&format!(
-                        "--- captured output ---\n{}\n",
-                        clip_tail(output, 800)
-                    ));
-                }
-                block.push_str("```\n");
-                block
-            })
-            .collect();
-        share(&blocks, budget).join("")
+        let full: Vec<String> = self.tests.iter().map(full_block).collect();
+        if full.iter().map(String::len).sum::<usize>() <= budget {
+            return full.concat();
+        }
+        // Not everything fits: each failure gets a fair share, and a block that does not
+        // fit its share falls back to its location and error lines, which matter most.
+        let compact: Vec<String> = self.tests.iter().map(compact_block).collect();
+        let mut order: Vec<usize> = (0..full.len()).collect();
+        order.sort_by_key(|&i| compact[i].len());
+        let mut left = budget;
+        let mut out = vec![String::new(); full.len()];
+        for (n, &i) in order.iter().enumerate() {
+            let fair = left / (full.len() - n).max(1);
+            out[i] = if full[i].len() <= fair {
+                full[i].clone()
+            } else if compact[i].len() <= fair {
+                compact[i].clone()
+            } else {
+                clip(&compact[i], fair.max(80))
+            };
+            left = left.saturating_sub(out[i].len());
+        }
+        out.concat()
     }
+}
+
+fn place_of(t: &TestFailure) -> String {
+    match (&t.file, t.line) {
+        (Some(f), Some(l)) => format!(" ({f}:{l})"),
+        (Some(f), None) => format!(" ({f})"),
+        _ => String::new(),
+    }
+}
+
+/// A failure's whole evidence and captured output.
+fn full_block(t: &TestFailure) -> String {
+    let mut block = format!(
+        "### {}{}\n```\n{}\n",
+        t.id,
+        place_of(t),
+        t.evidence.trim_end()
+    );
+    if let Some(output) = &t.captured_output {
+        block.push_str(&format!(
+            "--- captured output ---\n{}\n",
+            clip_tail(output, 800)
+        ));
+    }
+    block.push_str("```\n");
+    block
+}
+
+/// A failure's error lines only (pytest's `E` lines, else its message).
+fn compact_block(t: &TestFailure) -> String {
+    let errors: Vec<&str> = t
+        .evidence
+        .lines()
+        .filter(|l| l.trim_start().starts_with("E "))
+        .take(4)
+        .collect();
+    let body = if errors.is_empty() {
+        first_line(&t.message).to_string()
+    } else {
+        errors.join("\n")
+    };
+    format!("### {}{}\n```\n{body}\n```\n", t.id, place_of(t))
 }
 
 /// Splits `budget` fairly across `parts`: small parts whole, large ones clipped to an
@@ -398,7 +442,12 @@ mod tests {
                 "id {i} missing"
             );
         }
-        assert!(out.contains("E   assert 29 == -29"));
+        for i in 0..30 {
+            assert!(
+                out.contains(&format!("E   assert {i} == -{i}")),
+                "assertion {i} missing"
+            );
+        }
         assert!(out.contains("=== 30 failed in 1s ==="));
         // Every file of the diff is represented, not only the first ones.
         for f in 0..20 {

@@ -397,3 +397,55 @@ fn teacher_rate_limit_is_retried_honouring_retry_after() {
     let evs = events(&out.stdout);
     assert_eq!(of_type(&evs, "rule.learned").len(), 1, "{evs:#?}");
 }
+
+/// An answer with no usable rule is asked again once (with a correction), then the failure
+/// is kept as pending rather than dropped.
+#[test]
+fn answer_without_a_rule_is_asked_again_then_kept_pending() {
+    let p = Project::new();
+    p.write("app.txt", "broken\n");
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-qm", "x"]);
+    let agent = fake_agent(p.home.path());
+    let config = p.config(&format!(
+        "claude:\n  command: {}\ntests:\n  command: 'false'\nteacher:\n  mode: anthropic\nlearning:\n  max_retries: 0\n",
+        agent.display()
+    ));
+    let run = |server: &FakeAnthropic| {
+        p.promptloop()
+            .args(["run", "task", "--json", "-c"])
+            .arg(&config)
+            .env("ANTHROPIC_API_KEY", "k")
+            .env("ANTHROPIC_BASE_URL", server.base_url())
+            .output()
+            .unwrap()
+    };
+    // Garbage, then a rule: learned on the second ask, which carries the correction.
+    let server = FakeAnthropic::start(|r: &Request| {
+        if r.body["messages"].as_array().map_or(0, |m| m.len()) == 1 {
+            Reply::text("I think the agent should try harder.")
+        } else {
+            assert!(r.text().contains("could not be read as a rule"));
+            Reply::text("- **Rule**: Write fixed\n- **When**: Asked to\n- **Why**: Tests check it")
+        }
+    });
+    let evs = events(&run(&server).stdout);
+    assert_eq!(server.messages_requests().len(), 2);
+    assert_eq!(of_type(&evs, "rule.learned").len(), 1, "{evs:#?}");
+    // Garbage twice: pending, with the reason.
+    let server = FakeAnthropic::start(|_r: &Request| Reply::text("No idea, sorry."));
+    let evs = events(&run(&server).stdout);
+    assert_eq!(server.messages_requests().len(), 2);
+    let pending = of_type(&evs, "failure.pending");
+    assert_eq!(pending.len(), 1, "{evs:#?}");
+    assert!(
+        pending[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("asked twice")
+    );
+    let stored = std::fs::read_dir(p.path.join(".promptloop/failures"))
+        .unwrap()
+        .count();
+    assert_eq!(stored, 2, "both failures are kept");
+}
