@@ -449,3 +449,19 @@ fn answer_without_a_rule_is_asked_again_then_kept_pending() {
         .count();
     assert_eq!(stored, 2, "both failures are kept");
 }
+
+#[test]
+fn git_missing_is_a_usage_error_that_says_so() {
+    let p = Project::new();
+    let empty_path = tempfile::tempdir().unwrap();
+    let out = p
+        .promptloop()
+        .args(["run", "task", "--teacher", "offline"])
+        .env("PATH", empty_path.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(err.contains("git"), "{err}");
+    assert!(err.to_lowercase().contains("install"), "{err}");
+}
