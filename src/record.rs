@@ -173,7 +173,11 @@ impl Record {
         }
         let mut found = Vec::new();
         for mut stored in self.failures()? {
-            if stored.status != FailureStatus::Learned || stored.context.id == new_id {
+            // A repeat is counted on the original it repeats, not on itself.
+            if stored.status != FailureStatus::Learned
+                || stored.context.id == new_id
+                || stored.recurrence_of.is_some()
+            {
                 continue;
             }
             let Some(shared) = stored

@@ -79,7 +79,37 @@ pub fn collect(
         total.skipped += report.skipped;
         total.failures.extend(report.failures);
     }
+    if let Some(report) = merged.as_mut() {
+        for f in &mut report.failures {
+            python_node_id(f, project_dir);
+        }
+    }
     merged
+}
+
+/// pytest's default JUnit family (xunit2) has no `file` attribute: `tests.test_c::test_x`
+/// becomes the node id `tests/test_c.py::test_x` where that module is in the project.
+fn python_node_id(failure: &mut TestFailure, project_dir: &Path) {
+    if failure.file.is_some() {
+        return;
+    }
+    let Some((class, name)) = failure.id.rsplit_once("::") else {
+        return;
+    };
+    let parts: Vec<&str> = class.split('.').collect();
+    for cut in (1..=parts.len()).rev() {
+        let module = parts[..cut].join("/") + ".py";
+        if project_dir.join(&module).is_file() {
+            let mut id = module.clone();
+            for part in &parts[cut..] {
+                id.push_str("::");
+                id.push_str(part);
+            }
+            failure.id = format!("{id}::{name}");
+            failure.file = Some(module);
+            return;
+        }
+    }
 }
 
 /// Files matching `pattern` (relative to `root`, or absolute).
