@@ -660,3 +660,96 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The real Claude Code CLI (npm) against a scripted model on loopback: the session reads a
+/// file and stops without fixing anything; the Stop hook `promptloop hook install` added runs
+/// the tests, finds them failing and captures and learns from the failure.
+#[test]
+fn claude_code_stop_hook_captures_a_failing_test() {
+    let project = Project::calculator();
+    let config = project.config(
+        "tests:\n  command: python3 -m pytest tests -q\n  timeout: 60\nteacher:\n  mode: offline\nhooks:\n  stop: learn\n",
+    );
+    let out = project
+        .promptloop()
+        .args(["hook", "install", "-d"])
+        .arg(&project.path)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let file = project.path.join("calculator.py");
+    let server = FakeAnthropic::start(move |r: &Request| {
+        if !r.is_agent() {
+            return Reply::text("ok");
+        }
+        match r.tool_results() {
+            0 => Reply::tool("Read", json!({"file_path": file})),
+            _ => Reply::text("I read the calculator; it looks fine to me."),
+        }
+    });
+    let out = std::process::Command::new(crate::support::claude_bin())
+        .args([
+            "-p",
+            "Fix the calculator so its tests pass",
+            "--output-format",
+            "json",
+            "--permission-mode",
+            "acceptEdits",
+            "--max-turns",
+            "5",
+        ])
+        .current_dir(&project.path)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", project.home.path())
+        .env("TMPDIR", project.home.path())
+        .env("ANTHROPIC_BASE_URL", server.base_url())
+        .env("ANTHROPIC_API_KEY", "test-key")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_MAX_RETRIES", "2")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTEST_ADDOPTS", "-p no:cacheprovider")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run claude");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let failures = stored_failures(&project);
+    assert_eq!(
+        failures.len(),
+        1,
+        "no failure captured; claude said: {stdout}\n{stderr}"
+    );
+    let f = &failures[0];
+    assert_eq!(f["context"]["source"], "claude-hook:pytest");
+    assert_eq!(f["context"]["task"], "Fix the calculator so its tests pass");
+    let ids: Vec<&str> = f["context"]["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "tests/test_calculator.py::test_safe_divide_by_zero_returns_none",
+            "tests/test_calculator.py::test_average_keeps_the_fraction"
+        ]
+    );
+    assert_eq!(f["status"], "learned");
+    assert!(
+        project
+            .read("CLAUDE.md")
+            .contains("test_safe_divide_by_zero_returns_none")
+    );
+}
