@@ -2543,4 +2543,25 @@ logging:
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
+
+    #[test]
+    fn failure_source_keys() {
+        let s = parse_ok(
+            "tests:\n  framework: cargo-nextest\n  report: build/*.xml\nsemantic:\n  min_confidence: 0.5\nhooks:\n  stop: block\n",
+        );
+        assert_eq!(s.tests.framework, TestFramework::Nextest);
+        assert_eq!(s.tests.report.as_deref(), Some("build/*.xml"));
+        assert_eq!(s.semantic.min_confidence, 0.5);
+        assert_eq!(s.semantic.max_findings, 3);
+        assert_eq!(s.hooks.stop, StopAction::Block);
+        assert_eq!(parse_ok("").hooks.stop, StopAction::Learn);
+        assert_eq!(
+            parse_ok("tests:\n  framework: pytest\n").tests.framework,
+            TestFramework::Pytest
+        );
+        let err = parse_err("semantic:\n  min_confidence: 1.5\n");
+        assert!(err.to_string().contains("semantic.min_confidence"), "{err}");
+        let err = parse_err("hooks:\n  stop: maybe\n");
+        assert!(err.to_string().contains("learn, block, off"), "{err}");
+    }
 }

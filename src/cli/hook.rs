@@ -140,7 +140,7 @@ fn claude_hook_inner(args: ClaudeHookArgs) -> Result<(), Failure> {
         .cwd
         .clone()
         .or_else(|| std::env::var_os("CLAUDE_PROJECT_DIR").map(PathBuf::from))
-        .map_or_else(|| PathBuf::from("."), |p| p);
+        .unwrap_or_else(|| PathBuf::from("."));
     let project_dir = super::project_dir(&project_dir)?;
     let mut settings = settings_for(args.config.as_deref(), &project_dir)?;
     settings.apply(&Overrides {
@@ -357,7 +357,7 @@ fn last_assistant_text(path: &Path) -> Option<String> {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("type").and_then(Value::as_str) == Some("assistant"))
         .filter_map(|v| message_text(v.get("message")?))
-        .last()
+        .next_back()
 }
 
 fn message_text(message: &Value) -> Option<String> {
@@ -511,7 +511,9 @@ mod tests {
             "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}]},
             "model": "opus"
         });
-        let (after, added) = with_hooks(before.clone(), "/bin/promptloop hook claude").unwrap();
+        let Ok((after, added)) = with_hooks(before.clone(), "/bin/promptloop hook claude") else {
+            panic!("with_hooks failed");
+        };
         assert_eq!(added, ["Stop", "PostToolUseFailure", "SessionEnd"]);
         assert_eq!(after["permissions"], before["permissions"]);
         assert_eq!(after["model"], "opus");
@@ -522,7 +524,9 @@ mod tests {
         // Key order is kept: the user's keys first, as they were.
         let keys: Vec<&String> = after.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["permissions", "hooks", "model"]);
-        let (again, added) = with_hooks(after.clone(), "/other/promptloop hook claude").unwrap();
+        let Ok((again, added)) = with_hooks(after.clone(), "/other/promptloop hook claude") else {
+            panic!("with_hooks failed");
+        };
         assert!(added.is_empty());
         assert_eq!(again, after);
         assert!(with_hooks(json!([1]), "x").is_err());

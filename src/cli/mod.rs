@@ -345,7 +345,7 @@ fn semantic_plan(settings: &Settings) -> Option<crate::review::SemanticPlan> {
         .failure_sources
         .iter()
         .any(|s| s.name == "semantic" && s.enabled)
-        .then(|| crate::review::SemanticPlan {
+        .then_some(crate::review::SemanticPlan {
             min_confidence: settings.semantic.min_confidence,
             max_findings: settings.semantic.max_findings,
         })

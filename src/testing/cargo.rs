@@ -28,10 +28,10 @@ pub fn parse_cargo_test(output: &str) -> Option<TestReport> {
             current = Some((name.to_string(), Vec::new()));
             continue;
         }
-        if *line == "failures:" || line.starts_with("test result: ") {
-            if let Some(block) = current.take() {
-                blocks.push(block);
-            }
+        if (*line == "failures:" || line.starts_with("test result: "))
+            && let Some(block) = current.take()
+        {
+            blocks.push(block);
         }
         if let Some(rest) = line.strip_prefix("test result: ") {
             saw_result = true;

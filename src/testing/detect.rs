@@ -145,7 +145,7 @@ pub fn with_report_flags(
             return None;
         }
         // npm needs `--` before arguments meant for the script; yarn, pnpm and bun do not.
-        let has_separator = words.iter().any(|w| *w == "--");
+        let has_separator = words.contains(&"--");
         let sep = if first == "npm" && !has_separator {
             "-- "
         } else {

@@ -428,7 +428,7 @@ mod tests {
         assert_eq!(detect("pytest tests/ -v --tb=short"), Framework::Pytest);
         assert_eq!(detect("cd app && python -m pytest -q"), Framework::Pytest);
         assert_eq!(detect(".venv/bin/pytest"), Framework::Pytest);
-        assert_eq!(detect("cargo test"), Framework::Plain);
+        assert_eq!(detect("cargo test"), Framework::Cargo);
         assert_eq!(detect("npm test"), Framework::Plain);
     }
 
