@@ -10,6 +10,14 @@ python3 -m pytest --version
 # The real agent CLIs the end-to-end tests drive against loopback model servers.
 npm ci --prefix tests/agents --no-audit --no-fund --loglevel=error
 tests/agents/node_modules/.bin/claude --version
+# Real test runners whose reports the failure-source tests read: Jest and Vitest (npm), Go
+# (Debian's golang-go), cargo-nextest (on the machine image; from crates.io if missing).
+npm ci --prefix tests/fixtures/frameworks/js --no-audit --no-fund --loglevel=error
+if ! command -v go >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq golang-go >/dev/null
+fi
+go version
+cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -109,6 +109,46 @@ pub enum Event {
         /// False when the same rule was already in the file.
         added: bool,
     },
+    /// A failure came back after a rule was learned from it (same fingerprint).
+    #[serde(rename = "failure.recurred")]
+    FailureRecurred {
+        /// The new failure.
+        failure_id: String,
+        /// The learned failure it repeats.
+        original_failure_id: String,
+        /// The fingerprint they share.
+        fingerprint: String,
+        /// The rule learned from the original, if any.
+        rule: Option<Rule>,
+        /// Times it has come back since the rule was learned, this one included.
+        count: u32,
+    },
+    /// The semantic reviewer read a passing attempt.
+    #[serde(rename = "review.finished")]
+    ReviewFinished {
+        /// 1-based attempt (0 outside a run).
+        attempt: u32,
+        /// Every finding, learned from or not.
+        findings: Vec<crate::review::Finding>,
+        /// Findings at or above `semantic.min_confidence`, which become failures.
+        accepted: usize,
+        /// The reviewer's model, where known.
+        model: Option<String>,
+        /// Input tokens used, where known.
+        input_tokens: Option<u64>,
+        /// Output tokens used, where known.
+        output_tokens: Option<u64>,
+        /// Estimated cost in US dollars, where the model's price is known.
+        cost_usd: Option<f64>,
+    },
+    /// The semantic review could not be done; the run goes on.
+    #[serde(rename = "review.failed")]
+    ReviewFailed {
+        /// 1-based attempt (0 outside a run).
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
     /// The failure could not be analysed and is kept for `promptloop learn`.
     #[serde(rename = "failure.pending")]
     FailurePending {

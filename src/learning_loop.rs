@@ -33,6 +33,10 @@ pub struct RunPlan {
     pub framework: Framework,
     /// Limit for one test run.
     pub tests_timeout: Duration,
+    /// Where the command writes JUnit XML (`tests.report`), for the `junit` framework.
+    pub test_report: Option<String>,
+    /// The semantic review of passing attempts, when `failure_sources: semantic` is enabled.
+    pub semantic: Option<crate::review::SemanticPlan>,
 }
 
 /// How failures become rules; shared by `run` and `learn`.
@@ -99,6 +103,13 @@ impl<'a> Learner<'a> {
     ) -> Result<Lesson, LoopError> {
         let payload = failure.render(self.context_budget, &self.private_files);
         let redacted = Redactor::get().redact(&payload);
+        let fingerprints = crate::fingerprint::of_context(&failure);
+        let recurrences = if previous_tries == 0 {
+            record.note_recurrences(&fingerprints, &failure.id)?
+        } else {
+            // `promptloop learn` retrying a pending failure: it was counted when captured.
+            Vec::new()
+        };
         let mut stored = StoredFailure {
             status: FailureStatus::Pending,
             context: failure,
@@ -108,9 +119,22 @@ impl<'a> Learner<'a> {
             rules_file: None,
             teacher: None,
             teacher_answer: None,
+            fingerprints,
+            recurrences: 0,
+            last_recurrence: None,
+            recurrence_of: recurrences.first().map(|r| r.original.clone()),
         };
         // Kept before the teacher is asked: a crash or Ctrl-C while waiting loses nothing.
         record.save_failure(&stored)?;
+        for r in recurrences {
+            emit(Event::FailureRecurred {
+                failure_id: stored.context.id.clone(),
+                original_failure_id: r.original,
+                fingerprint: r.fingerprint,
+                rule: r.rule,
+                count: r.count,
+            });
+        }
         emit(Event::FailureCaptured {
             attempt: stored.context.attempt.unwrap_or(0),
             failure_id: stored.context.id.clone(),
@@ -136,7 +160,13 @@ impl<'a> Learner<'a> {
             .iter()
             .map(|r| Redactor::get().redact(r).text)
             .collect();
-        let lesson = prompt::lesson(&self.prompt_name, &redacted.text, &known);
+        // Reviewer findings are not test failures: they get the prompt written for them.
+        let prompt_name = if stored.context.source == "semantic" {
+            "semantic"
+        } else {
+            self.prompt_name.as_str()
+        };
+        let lesson = prompt::lesson(prompt_name, &redacted.text, &known);
         emit(Event::TeacherStarted {
             failure_id: stored.context.id.clone(),
             teacher: teacher.name(),
@@ -290,11 +320,14 @@ pub fn run(
             attempt,
             command: plan.test_command.clone(),
         });
-        let tests = testing::run_tests(
-            &plan.test_command,
-            plan.framework,
+        let tests = testing::run_tests_with(
+            &testing::TestSpec {
+                command: plan.test_command.clone(),
+                framework: plan.framework,
+                timeout: plan.tests_timeout,
+                junit_report: plan.test_report.clone(),
+            },
             &plan.project_dir,
-            plan.tests_timeout,
             cancel,
         )?;
         let failing = tests.failing_ids();
@@ -312,10 +345,51 @@ pub fn run(
         let mut emit = emitter(reporter, &mut log);
         match tests.outcome {
             TestOutcome::Passed => {
-                break (
-                    RunOutcome::Passed,
-                    format!("tests pass after {attempt} attempt{}", plural(attempt)),
-                );
+                let mut message = format!("tests pass after {attempt} attempt{}", plural(attempt));
+                if let Some(semantic) = &plan.semantic {
+                    let attempt_context = FailureContext {
+                        id: format!("{run_id}-a{attempt}"),
+                        failure_type: "semantic_review".into(),
+                        source: "semantic".into(),
+                        task: plan.task.clone(),
+                        project_dir: plan.project_dir.display().to_string(),
+                        run_id: Some(run_id.clone()),
+                        attempt: Some(attempt),
+                        captured_at: chrono::Local::now().to_rfc3339(),
+                        test_command: None,
+                        tests: Vec::new(),
+                        failing_ids: Vec::new(),
+                        test_summary: format!(
+                            "The tests passed (`{}`).\n{}",
+                            plan.test_command,
+                            tests.summary()
+                        ),
+                        diff: repo.diff(&before, &after)?,
+                        agent_status: Some(status.describe()),
+                        agent_message: agent_outcome.final_message.clone(),
+                        description: None,
+                        context: None,
+                    };
+                    let reviewed = crate::review::review_and_learn(
+                        semantic,
+                        learner,
+                        &attempt_context,
+                        attempt,
+                        record,
+                        &mut emit,
+                        cancel,
+                    )?;
+                    state.rules_learned += reviewed.rules_learned;
+                    state.pending += reviewed.pending;
+                    if reviewed.accepted > 0 {
+                        message.push_str(&format!(
+                            "; the review found {} problem{} the tests missed",
+                            reviewed.accepted,
+                            plural(reviewed.accepted as u32)
+                        ));
+                    }
+                }
+                break (RunOutcome::Passed, message);
             }
             TestOutcome::Interrupted => {
                 repo.restore(&before, &ref_of(attempt, "before-restore"))?;
@@ -340,8 +414,8 @@ pub fn run(
             id: format!("{run_id}-a{attempt}"),
             failure_type: "test_failure".into(),
             source: match plan.framework {
-                Framework::Pytest => "pytest".into(),
                 Framework::Plain => "tests".into(),
+                other => other.name().into(),
             },
             task: plan.task.clone(),
             project_dir: plan.project_dir.display().to_string(),

@@ -71,6 +71,31 @@ pub struct StoredFailure {
     pub teacher: Option<String>,
     /// The teacher's whole answer (analysis and rule).
     pub teacher_answer: Option<String>,
+    /// The failure's fingerprints (see `fingerprint`): one per failing test.
+    #[serde(default)]
+    pub fingerprints: Vec<String>,
+    /// On a learned failure: how often one of its fingerprints came back afterwards.
+    #[serde(default)]
+    pub recurrences: u32,
+    /// On a learned failure: the id of the latest failure that repeated it.
+    #[serde(default)]
+    pub last_recurrence: Option<String>,
+    /// On a new failure: the learned failure it repeats, if any.
+    #[serde(default)]
+    pub recurrence_of: Option<String>,
+}
+
+/// A learned failure that came back.
+#[derive(Clone, Debug)]
+pub struct Recurrence {
+    /// The learned failure's id.
+    pub original: String,
+    /// The fingerprint they share.
+    pub fingerprint: String,
+    /// The rule learned from the original, if it was recorded.
+    pub rule: Option<Rule>,
+    /// Times it has recurred, this one included.
+    pub count: u32,
 }
 
 /// The `.promptloop/` folder of one project.
@@ -133,6 +158,50 @@ impl Record {
             found.push(failure);
         }
         found.sort_by(|a, b| a.context.captured_at.cmp(&b.context.captured_at));
+        Ok(found)
+    }
+
+    /// Counts a recurrence on every learned failure that shares a fingerprint with the new
+    /// failure `new_id`, and returns them.
+    pub fn note_recurrences(
+        &self,
+        fingerprints: &[String],
+        new_id: &str,
+    ) -> Result<Vec<Recurrence>, RecordError> {
+        if fingerprints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        for mut stored in self.failures()? {
+            // A repeat is counted on the original it repeats, not on itself.
+            if stored.status != FailureStatus::Learned
+                || stored.context.id == new_id
+                || stored.recurrence_of.is_some()
+            {
+                continue;
+            }
+            let Some(shared) = stored
+                .fingerprints
+                .iter()
+                .find(|f| fingerprints.contains(f))
+                .cloned()
+            else {
+                continue;
+            };
+            // The same failure saved twice (a retry of `learn`) is not a recurrence.
+            if stored.last_recurrence.as_deref() == Some(new_id) {
+                continue;
+            }
+            stored.recurrences += 1;
+            stored.last_recurrence = Some(new_id.to_string());
+            self.save_failure(&stored)?;
+            found.push(Recurrence {
+                original: stored.context.id.clone(),
+                fingerprint: shared,
+                rule: stored.rule.clone(),
+                count: stored.recurrences,
+            });
+        }
         Ok(found)
     }
 

@@ -184,12 +184,36 @@ closed_enum! {
         /// Python's pytest.
         #[default]
         Pytest => "pytest",
-        /// Detect from the project.
-        Auto => "auto",
-        /// Run no tests.
-        None => "none",
-        /// JUnit XML reports.
+        /// Jest.
+        Jest => "jest",
+        /// Vitest.
+        Vitest => "vitest",
+        /// `go test`.
+        Go => "go" | "gotest",
+        /// `cargo test`.
+        Cargo => "cargo" | "cargo-test",
+        /// `cargo nextest run`.
+        Nextest => "nextest" | "cargo-nextest",
+        /// JUnit XML reports (`tests.report` says where).
         Junit => "junit",
+        /// Detect from the command and the project.
+        Auto => "auto",
+        /// Judge by exit code only.
+        None => "none",
+    }
+}
+
+closed_enum! {
+    /// What `promptloop hook claude` does when a Claude Code session stops with failing tests.
+    StopAction {
+        /// Capture the failures and learn rules from them.
+        #[default]
+        Learn => "learn",
+        /// Capture the failures (kept pending for `promptloop learn`) and make the agent
+        /// go on and fix them.
+        Block => "block",
+        /// Do nothing on Stop.
+        Off => "off",
     }
 }
 
@@ -256,6 +280,12 @@ pub struct Settings {
     /// How Claude Code is run.
     #[serde(deserialize_with = "null_as_default")]
     pub claude: ClaudeSettings,
+    /// The semantic review of passing attempts (`failure_sources: semantic`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub semantic: SemanticSettings,
+    /// Agent hooks (`promptloop hook claude`).
+    #[serde(deserialize_with = "null_as_default")]
+    pub hooks: HooksSettings,
     /// Where learned rules are written.
     #[serde(deserialize_with = "null_as_default")]
     pub rules: RulesSettings,
@@ -274,6 +304,8 @@ impl Default for Settings {
             failure_prompts: default_failure_prompts(),
             tests: TestsSettings::default(),
             claude: ClaudeSettings::default(),
+            semantic: SemanticSettings::default(),
+            hooks: HooksSettings::default(),
             rules: RulesSettings::default(),
             logging: LoggingSettings::default(),
         }
@@ -457,6 +489,10 @@ pub struct TestsSettings {
     /// Deadline for one test run.
     #[serde(with = "seconds")]
     pub timeout: Duration,
+    /// JUnit XML files the command writes (path or glob relative to the project), read
+    /// when `framework` is `junit`; unset looks in the usual places (Surefire, Gradle).
+    #[serde(deserialize_with = "non_empty_opt")]
+    pub report: Option<String>,
 }
 
 impl Default for TestsSettings {
@@ -465,8 +501,36 @@ impl Default for TestsSettings {
             framework: TestFramework::Pytest,
             command: "pytest tests/ -v --tb=short".to_string(),
             timeout: Duration::from_secs(120),
+            report: None,
         }
     }
+}
+
+/// `semantic:` section: the reviewer that reads passing attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SemanticSettings {
+    /// Findings below this confidence (0.0..=1.0) are reported but not learned from.
+    pub min_confidence: f64,
+    /// Findings learned from per attempt, most confident first (1..=10).
+    pub max_findings: u32,
+}
+
+impl Default for SemanticSettings {
+    fn default() -> Self {
+        Self {
+            min_confidence: 0.7,
+            max_findings: 3,
+        }
+    }
+}
+
+/// `hooks:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct HooksSettings {
+    /// What the Claude Code Stop hook does when the tests fail.
+    pub stop: StopAction,
 }
 
 /// `claude:` section.
@@ -1267,6 +1331,14 @@ impl Settings {
             ),
             ("tests.command", check_non_empty(&self.tests.command)),
             ("tests.timeout", check_positive(self.tests.timeout)),
+            (
+                "semantic.min_confidence",
+                check_range(self.semantic.min_confidence, 0.0, 1.0),
+            ),
+            (
+                "semantic.max_findings",
+                check_range(self.semantic.max_findings, 1, 10),
+            ),
             ("claude.command", check_non_empty(&c.command)),
             ("claude.max_turns", check_range(c.max_turns, 1, 500)),
             ("claude.timeout", check_positive(c.timeout)),
@@ -2134,7 +2206,7 @@ logging:
         let err = parse_err("tests:\n  framework: mocha\n");
         assert!(
             err.to_string()
-                .ends_with("tests.framework: unknown value \"mocha\", expected one of: pytest, auto, none, junit"),
+                .ends_with("tests.framework: unknown value \"mocha\", expected one of: pytest, jest, vitest, go (alias gotest), cargo (alias cargo-test), nextest (alias cargo-nextest), junit, auto, none"),
             "{err}"
         );
         let err = parse_err("claude:\n  output_format: text\n");
@@ -2470,5 +2542,26 @@ logging:
         assert_eq!(edit_distance("max_retires", "max_retries"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn failure_source_keys() {
+        let s = parse_ok(
+            "tests:\n  framework: cargo-nextest\n  report: build/*.xml\nsemantic:\n  min_confidence: 0.5\nhooks:\n  stop: block\n",
+        );
+        assert_eq!(s.tests.framework, TestFramework::Nextest);
+        assert_eq!(s.tests.report.as_deref(), Some("build/*.xml"));
+        assert_eq!(s.semantic.min_confidence, 0.5);
+        assert_eq!(s.semantic.max_findings, 3);
+        assert_eq!(s.hooks.stop, StopAction::Block);
+        assert_eq!(parse_ok("").hooks.stop, StopAction::Learn);
+        assert_eq!(
+            parse_ok("tests:\n  framework: pytest\n").tests.framework,
+            TestFramework::Pytest
+        );
+        let err = parse_err("semantic:\n  min_confidence: 1.5\n");
+        assert!(err.to_string().contains("semantic.min_confidence"), "{err}");
+        let err = parse_err("hooks:\n  stop: maybe\n");
+        assert!(err.to_string().contains("learn, block, off"), "{err}");
     }
 }

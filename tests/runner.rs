@@ -8,5 +8,6 @@ mod support;
 
 mod cli;
 mod e2e_claude;
+mod failure_sources;
 mod git_safety;
 mod rules_file;

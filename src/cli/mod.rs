@@ -1,6 +1,8 @@
 //! The command line: arguments, set-up of the run from settings, rendering, exit codes.
 //! The only layer that talks to the user.
 
+mod capture;
+mod hook;
 mod render;
 
 use std::ffi::OsString;
@@ -69,6 +71,13 @@ enum Command {
     Run(RunArgs),
     /// Analyse the failures kept as pending (teacher was down or unset) and write their rules.
     Learn(LearnArgs),
+    /// Run a test command (or read a CI job's JUnit report) and print the failures it
+    /// found; --learn turns them into rules.
+    #[command(after_help = capture::AFTER_HELP)]
+    Capture(capture::CaptureArgs),
+    /// Claude Code hooks: learn from failing tests when an interactive session stops.
+    #[command(subcommand, after_help = hook::AFTER_HELP)]
+    Hook(hook::HookCommand),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -144,6 +153,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Learn(args) => learn(args),
+        Command::Capture(args) => capture::capture(args),
+        Command::Hook(command) => hook::hook(command),
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
     }
 }
@@ -153,6 +164,8 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
     const KNOWN: &[&str] = &[
         "run",
         "learn",
+        "capture",
+        "hook",
         "config",
         "help",
         "-h",
@@ -310,15 +323,35 @@ fn make_teacher(settings: &Settings) -> Result<Result<Box<dyn Teacher>, String>,
     }
 }
 
-fn framework(settings: &Settings) -> Framework {
+/// The runner whose report is read: as configured, or detected from the command and the
+/// project for `auto`.
+pub(crate) fn framework(settings: &Settings, command: &str, project_dir: &Path) -> Framework {
     match settings.tests.framework {
         TestFramework::Pytest => Framework::Pytest,
-        TestFramework::Auto => testing::detect(&settings.tests.command),
-        TestFramework::None | TestFramework::Junit => Framework::Plain,
+        TestFramework::Jest => Framework::Jest,
+        TestFramework::Vitest => Framework::Vitest,
+        TestFramework::Go => Framework::Go,
+        TestFramework::Cargo => Framework::Cargo,
+        TestFramework::Nextest => Framework::Nextest,
+        TestFramework::Junit => Framework::Junit,
+        TestFramework::Auto => testing::detect_in(command, project_dir),
+        TestFramework::None => Framework::Plain,
     }
 }
 
-fn private_files() -> Vec<String> {
+/// The semantic review's settings, when `failure_sources` enables `semantic`.
+fn semantic_plan(settings: &Settings) -> Option<crate::review::SemanticPlan> {
+    settings
+        .failure_sources
+        .iter()
+        .any(|s| s.name == "semantic" && s.enabled)
+        .then_some(crate::review::SemanticPlan {
+            min_confidence: settings.semantic.min_confidence,
+            max_findings: settings.semantic.max_findings,
+        })
+}
+
+pub(crate) fn private_files() -> Vec<String> {
     DEFAULT_PRIVATE_FILES
         .iter()
         .map(|s| s.to_string())
@@ -382,8 +415,10 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
         },
         auto_retry: settings.learning.auto_retry,
         test_command: settings.tests.command.clone(),
-        framework: framework(&settings),
+        framework: framework(&settings, &settings.tests.command, &project_dir),
         tests_timeout: settings.tests.timeout,
+        test_report: settings.tests.report.clone(),
+        semantic: semantic_plan(&settings),
     };
     let learner = Learner {
         teacher: teacher.as_deref().map_err(Clone::clone),

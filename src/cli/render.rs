@@ -191,6 +191,65 @@ impl Reporter for HumanRenderer {
                 self.line(&format!("      When: {}", rule.when));
                 self.line(&format!("      Why:  {}", rule.why));
             }
+            Event::FailureRecurred {
+                original_failure_id,
+                count,
+                rule,
+                ..
+            } => {
+                self.stop();
+                let times = if *count == 1 {
+                    "once".to_string()
+                } else {
+                    format!("{count} times")
+                };
+                self.line(&format!(
+                    "  ↻ the same failure as {original_failure_id} came back ({times} since its rule was learned)"
+                ));
+                if let Some(rule) = rule {
+                    self.line(&format!("      its rule: {}", rule.rule));
+                }
+            }
+            Event::ReviewFinished {
+                findings,
+                accepted,
+                input_tokens,
+                output_tokens,
+                cost_usd,
+                ..
+            } => {
+                self.stop();
+                let mut usage = Vec::new();
+                if let (Some(i), Some(o)) = (input_tokens, output_tokens) {
+                    usage.push(format!("{i}+{o} tokens"));
+                }
+                if let Some(c) = cost_usd {
+                    usage.push(format!("~${c:.4}"));
+                }
+                let usage = if usage.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", usage.join(", "))
+                };
+                if findings.is_empty() {
+                    self.line(&format!("  ✓ review: no problems found{usage}"));
+                } else {
+                    self.line(&format!(
+                        "  • review: {} finding(s), {accepted} confident enough to learn from{usage}",
+                        findings.len()
+                    ));
+                    for f in findings {
+                        self.line(&format!(
+                            "      [{} {:.2}] {}",
+                            f.kind, f.confidence, f.summary
+                        ));
+                    }
+                }
+            }
+            Event::ReviewFailed { reason, .. } => {
+                self.stop();
+                eprintln!("warning: the semantic review was skipped: {reason}");
+            }
             Event::FailurePending { reason, .. } => {
                 self.stop();
                 self.line(&format!("  ✗ no rule: {reason}"));

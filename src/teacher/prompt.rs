@@ -43,11 +43,24 @@ they say what was expected and what the code gave. Then write ONE rule that, pla
 agent's instruction file before the task, would have prevented this mistake here and on \
 similar tasks.";
 
+/// The system prompt for findings of the semantic review (`failure_sources: semantic`).
+const SEMANTIC_FINDING: &str = "\
+You are the teacher in a learning loop for AI coding agents. A coding agent was given a task \
+in a software project and changed the code. The project's tests passed, but a reviewer found a \
+problem the tests do not catch (the task only partly done, tests deleted or weakened, unrelated \
+edits, debug leftovers, a fix in the wrong layer). You see the task, the reviewer's finding with \
+the lines that show it, the agent's change as a diff and its final message.
+
+Find the habit or wrong assumption that produced this problem, and write ONE rule that, placed \
+in the agent's instruction file before the task, would have prevented it here and on similar \
+tasks.";
+
 /// The system prompt for `failure_type`, as named by `failure_prompts` (the prototype's
 /// names are accepted).
 pub fn system_prompt(prompt_name: &str) -> String {
     let body = match prompt_name {
         "default" | "test_failure" | "test_failure_system" => TEST_FAILURE,
+        "semantic" | "semantic_finding" => SEMANTIC_FINDING,
         _ => TEST_FAILURE,
     };
     format!("{body}\n\n{QUALITY}\n\n{ANSWER_FORMAT}")

@@ -2,8 +2,24 @@
 //! [`TestReport`].
 
 use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::{TestFailure, TestReport};
+
+/// Where build tools put JUnit XML when `tests.report` does not say: Maven Surefire and
+/// Failsafe, Gradle, and the common `junit.xml` names.
+pub const DEFAULT_REPORTS: &[&str] = &[
+    "target/surefire-reports/*.xml",
+    "target/failsafe-reports/*.xml",
+    "build/test-results/**/*.xml",
+    "junit.xml",
+    "report.xml",
+    "test-results/**/*.xml",
+];
+
+/// Folders never searched for reports.
+const SKIP_DIRS: &[&str] = &[".git", "node_modules", ".promptloop"];
 
 /// Evidence lines kept per failing test.
 const MAX_EVIDENCE_LINES: usize = 60;
@@ -21,6 +37,150 @@ pub fn parse(reader: impl BufRead) -> Result<TestReport, JunitError> {
         collect_suite(suite, &mut report);
     }
     Ok(report)
+}
+
+/// Reads every JUnit file under `project_dir` matching one of `patterns` (globs with `*`
+/// and `**`, relative to the project), written at or after `since` when given, into one
+/// report; `None` when no file matched or none could be read.
+pub fn collect(
+    project_dir: &Path,
+    patterns: &[String],
+    since: Option<SystemTime>,
+) -> Option<TestReport> {
+    let mut files = Vec::new();
+    for pattern in patterns {
+        files.extend(matching_files(project_dir, pattern));
+    }
+    files.sort();
+    files.dedup();
+    let mut merged: Option<TestReport> = None;
+    for file in files {
+        if let Some(since) = since {
+            // A report left by an earlier run says nothing about this one. The second of
+            // slack covers file systems with coarse timestamps.
+            let fresh = std::fs::metadata(&file)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t + std::time::Duration::from_secs(1) >= since);
+            if !fresh {
+                continue;
+            }
+        }
+        let Ok(handle) = std::fs::File::open(&file) else {
+            continue;
+        };
+        let Ok(report) = parse(std::io::BufReader::new(handle)) else {
+            continue;
+        };
+        let total = merged.get_or_insert_with(TestReport::default);
+        total.total += report.total;
+        total.passed += report.passed;
+        total.failed += report.failed;
+        total.errors += report.errors;
+        total.skipped += report.skipped;
+        total.failures.extend(report.failures);
+    }
+    if let Some(report) = merged.as_mut() {
+        for f in &mut report.failures {
+            python_node_id(f, project_dir);
+        }
+    }
+    merged
+}
+
+/// pytest's default JUnit family (xunit2) has no `file` attribute: `tests.test_c::test_x`
+/// becomes the node id `tests/test_c.py::test_x` where that module is in the project.
+fn python_node_id(failure: &mut TestFailure, project_dir: &Path) {
+    if failure.file.is_some() {
+        return;
+    }
+    let Some((class, name)) = failure.id.rsplit_once("::") else {
+        return;
+    };
+    let parts: Vec<&str> = class.split('.').collect();
+    for cut in (1..=parts.len()).rev() {
+        let module = parts[..cut].join("/") + ".py";
+        if project_dir.join(&module).is_file() {
+            let mut id = module.clone();
+            for part in &parts[cut..] {
+                id.push_str("::");
+                id.push_str(part);
+            }
+            failure.id = format!("{id}::{name}");
+            failure.file = Some(module);
+            return;
+        }
+    }
+}
+
+/// Files matching `pattern` (relative to `root`, or absolute).
+fn matching_files(root: &Path, pattern: &str) -> Vec<PathBuf> {
+    let path = Path::new(pattern);
+    let (base, pattern) = if path.is_absolute() {
+        (
+            PathBuf::from("/"),
+            pattern.trim_start_matches('/').to_string(),
+        )
+    } else {
+        (
+            root.to_path_buf(),
+            pattern.trim_start_matches("./").to_string(),
+        )
+    };
+    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+    // Walk from the part before the first wildcard.
+    let fixed = parts.iter().take_while(|p| !p.contains('*')).count();
+    let mut start = base;
+    for part in &parts[..fixed] {
+        start.push(part);
+    }
+    let rest = &parts[fixed..];
+    if rest.is_empty() {
+        return if start.is_file() { vec![start] } else { vec![] };
+    }
+    let mut found = Vec::new();
+    walk(&start, rest, 0, &mut found);
+    found
+}
+
+fn walk(dir: &Path, parts: &[&str], depth: usize, found: &mut Vec<PathBuf>) {
+    let Some((first, rest)) = parts.split_first() else {
+        return;
+    };
+    if depth > 16 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && SKIP_DIRS.contains(&name.as_str()) {
+            continue;
+        }
+        if *first == "**" {
+            // `**` matches no folder (try the rest here) or one more (stay on `**`).
+            if rest.is_empty() || crate::failure::matches_any(&name, [rest[0]]) {
+                if rest.len() <= 1 && !is_dir {
+                    found.push(path.clone());
+                } else if is_dir && rest.len() > 1 {
+                    walk(&path, &rest[1..], depth + 1, found);
+                }
+            }
+            if is_dir {
+                walk(&path, parts, depth + 1, found);
+            }
+        } else if crate::failure::matches_any(&name, [*first]) {
+            if rest.is_empty() {
+                if !is_dir {
+                    found.push(path);
+                }
+            } else if is_dir {
+                walk(&path, rest, depth + 1, found);
+            }
+        }
+    }
 }
 
 fn collect_suite(suite: &junit_parser::TestSuite, report: &mut TestReport) {
@@ -176,6 +336,25 @@ E   RuntimeError: fixture broke</error></testcase></testsuite></testsuites>"#;
         assert!(!e.contains("noise"));
         assert!(e.contains("tests/t.py:3"));
         assert!(e.contains("E   KeyError: 'k'"));
+    }
+
+    #[test]
+    fn globs_find_reports_and_skip_stale_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let surefire = dir.path().join("target/surefire-reports");
+        let gradle = dir.path().join("build/test-results/test/nested");
+        std::fs::create_dir_all(&surefire).unwrap();
+        std::fs::create_dir_all(&gradle).unwrap();
+        std::fs::write(surefire.join("TEST-a.xml"), PYTEST_XML).unwrap();
+        std::fs::write(gradle.join("TEST-b.xml"), PYTEST_XML).unwrap();
+        std::fs::write(surefire.join("notes.txt"), "x").unwrap();
+        let patterns: Vec<String> = DEFAULT_REPORTS.iter().map(|s| s.to_string()).collect();
+        let report = collect(dir.path(), &patterns, None).unwrap();
+        assert_eq!(report.total, 8);
+        assert_eq!(report.failures.len(), 6);
+        let future = SystemTime::now() + std::time::Duration::from_secs(60);
+        assert!(collect(dir.path(), &patterns, Some(future)).is_none());
+        assert!(collect(dir.path(), &["missing/*.xml".to_string()], None).is_none());
     }
 
     #[test]

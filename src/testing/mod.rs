@@ -1,21 +1,92 @@
 //! Running the project's tests and reading what failed into one [`TestReport`].
 
+pub mod cargo;
+mod detect;
+pub mod gotest;
+pub mod js;
 pub mod junit;
+mod text;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::process::{self, CancelToken, Exit, ProcessSpec, SpawnError, Stop};
 
-/// Which runner's report to ask for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which runner's report to ask for, and how to read its results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Framework {
     /// pytest: a JUnit XML report is requested through `PYTEST_ADDOPTS`.
     Pytest,
+    /// Jest: a JSON report (`--json --outputFile`) where the command can take flags,
+    /// else its human output.
+    Jest,
+    /// Vitest: a JSON report (`--reporter=json`) where the command can take flags, else its
+    /// human output.
+    Vitest,
+    /// `go test`: `GOFLAGS=-json` turns its output into an event stream.
+    Go,
+    /// `cargo test`: libtest's human output.
+    Cargo,
+    /// `cargo nextest run`: its human output.
+    Nextest,
+    /// Any tool that writes JUnit XML files (`tests.report` says where).
+    Junit,
     /// Judge by exit code and raw output only.
     Plain,
+}
+
+impl Framework {
+    /// Every framework, in the order help texts list them.
+    pub const ALL: &'static [Framework] = &[
+        Framework::Pytest,
+        Framework::Jest,
+        Framework::Vitest,
+        Framework::Go,
+        Framework::Cargo,
+        Framework::Nextest,
+        Framework::Junit,
+        Framework::Plain,
+    ];
+
+    /// The name used in settings, flags and records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Framework::Pytest => "pytest",
+            Framework::Jest => "jest",
+            Framework::Vitest => "vitest",
+            Framework::Go => "go",
+            Framework::Cargo => "cargo",
+            Framework::Nextest => "nextest",
+            Framework::Junit => "junit",
+            Framework::Plain => "none",
+        }
+    }
+
+    /// Parses a name as [`Framework::name`] writes it (`plain` is accepted for `none`).
+    pub fn from_name(name: &str) -> Option<Framework> {
+        let name = name.trim().to_ascii_lowercase();
+        if name == "plain" {
+            return Some(Framework::Plain);
+        }
+        Framework::ALL.iter().copied().find(|f| f.name() == name)
+    }
+}
+
+/// How to run the tests and where their report is.
+#[derive(Clone, Debug)]
+pub struct TestSpec {
+    /// The command, run through the shell.
+    pub command: String,
+    /// Which report to ask for and read.
+    pub framework: Framework,
+    /// Limit for the run.
+    pub timeout: Duration,
+    /// JUnit XML files the command writes (a path or glob relative to the project), for
+    /// [`Framework::Junit`]; `None` looks in the usual places.
+    pub junit_report: Option<String>,
 }
 
 /// How the tests ended.
@@ -54,7 +125,7 @@ pub struct TestFailure {
 }
 
 /// Structured results, where the runner wrote a report.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TestReport {
     /// Tests run.
     pub total: u64,
@@ -75,6 +146,8 @@ pub struct TestReport {
 pub struct TestRun {
     /// The command as configured.
     pub command: String,
+    /// The runner whose report was read.
+    pub framework: Framework,
     /// How it ended.
     pub outcome: TestOutcome,
     /// Exit code or signal.
@@ -122,6 +195,21 @@ pub fn run_tests(
     timeout: Duration,
     cancel: &CancelToken,
 ) -> Result<TestRun, TestError> {
+    let spec = TestSpec {
+        command: command.to_string(),
+        framework,
+        timeout,
+        junit_report: None,
+    };
+    run_tests_with(&spec, project_dir, cancel)
+}
+
+/// Runs the tests as `spec` says and reads the runner's report.
+pub fn run_tests_with(
+    spec: &TestSpec,
+    project_dir: &Path,
+    cancel: &CancelToken,
+) -> Result<TestRun, TestError> {
     // A private place for the report, outside the project, removed afterwards.
     let report_dir = tempfile::Builder::new()
         .prefix("promptloop-tests-")
@@ -130,41 +218,91 @@ pub fn run_tests(
             program: "sh".into(),
             source,
         })?;
-    let report_path = report_dir.path().join("report.xml");
-    let mut spec = ProcessSpec::shell(command, project_dir, timeout);
-    if framework == Framework::Pytest {
-        // PYTEST_ADDOPTS reaches pytest however the command wraps it (make, tox, `cd x &&`),
-        // without changing what the user's command tests. xunit1 keeps file and line.
-        let ours = format!(
-            "--junitxml={} -o junit_family=xunit1 -o junit_logging=all",
-            shell_quote(&report_path.display().to_string())
-        );
-        let addopts = match std::env::var("PYTEST_ADDOPTS") {
-            Ok(user) if !user.trim().is_empty() => format!("{user} {ours}"),
-            _ => ours,
-        };
-        spec = spec.env("PYTEST_ADDOPTS", addopts);
-    }
-    let out = process::run(&spec, cancel)?;
-    let mut output = out.stdout;
-    if !out.stderr.is_empty() {
-        if !output.is_empty() && !output.ends_with('\n') {
-            output.push('\n');
+    let framework = spec.framework;
+    let report_path = report_dir.path().join(match framework {
+        Framework::Jest | Framework::Vitest => "report.json",
+        _ => "report.xml",
+    });
+    let quoted_report = shell_quote(&report_path.display().to_string());
+    let command = match framework {
+        Framework::Jest | Framework::Vitest => {
+            detect::with_report_flags(&spec.command, framework, project_dir, &quoted_report)
+                .unwrap_or_else(|| spec.command.clone())
         }
-        output.push_str(&out.stderr);
-    }
-    let report = match std::fs::File::open(&report_path) {
-        Ok(file) => junit::parse(std::io::BufReader::new(file)).ok(),
-        Err(_) => None,
+        _ => spec.command.clone(),
     };
+    let mut process = ProcessSpec::shell(&command, project_dir, spec.timeout);
+    match framework {
+        Framework::Pytest => {
+            // PYTEST_ADDOPTS reaches pytest however the command wraps it (make, tox, `cd x &&`),
+            // without changing what the user's command tests. xunit1 keeps file and line.
+            let ours =
+                format!("--junitxml={quoted_report} -o junit_family=xunit1 -o junit_logging=all");
+            process = process.env("PYTEST_ADDOPTS", join_env("PYTEST_ADDOPTS", &ours));
+        }
+        Framework::Go => {
+            // GOFLAGS reaches every `go test` the command runs, however it is wrapped.
+            process = process.env("GOFLAGS", join_env("GOFLAGS", "-json"));
+        }
+        Framework::Jest | Framework::Vitest => {
+            // Colour codes only get in the way of reading the output.
+            process = process.env("FORCE_COLOR", "0").env("NO_COLOR", "1");
+        }
+        Framework::Cargo | Framework::Nextest => {
+            process = process.env("CARGO_TERM_COLOR", "never");
+        }
+        Framework::Junit | Framework::Plain => {}
+    }
+    let started = SystemTime::now();
+    let out = process::run(&process, cancel)?;
+    let combined = join_output(&out.stdout, &out.stderr);
+    let (report, output) = match framework {
+        Framework::Pytest => (read_junit_file(&report_path), combined),
+        Framework::Jest | Framework::Vitest => {
+            let runner = if framework == Framework::Jest {
+                js::Runner::Jest
+            } else {
+                js::Runner::Vitest
+            };
+            let from_json = std::fs::read_to_string(&report_path)
+                .ok()
+                .and_then(|text| js::parse_json(&text, runner, project_dir));
+            let report = from_json.or_else(|| match runner {
+                js::Runner::Jest => js::parse_jest_output(&combined, project_dir),
+                js::Runner::Vitest => js::parse_vitest_output(&combined, project_dir),
+            });
+            (report, combined)
+        }
+        Framework::Go => {
+            let parsed = gotest::parse(&out.stdout, &out.stderr);
+            (parsed.report, join_output(&parsed.text, &out.stderr))
+        }
+        Framework::Cargo => (cargo::parse_cargo_test(&combined), combined),
+        Framework::Nextest => (cargo::parse_nextest(&combined), combined),
+        Framework::Junit => {
+            let patterns: Vec<String> = match &spec.junit_report {
+                Some(p) => vec![p.clone()],
+                None => junit::DEFAULT_REPORTS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            };
+            (
+                junit::collect(project_dir, &patterns, Some(started)),
+                combined,
+            )
+        }
+        Framework::Plain => (None, combined),
+    };
+    let report = report.map(|r| relativised(r, project_dir));
     let outcome = match out.stop {
         Stop::Cancelled => TestOutcome::Interrupted,
         Stop::TimedOut => TestOutcome::TimedOut,
         Stop::Exited => {
             let report_clean = report
                 .as_ref()
-                .is_none_or(|r| r.failed == 0 && r.errors == 0);
-            if framework == Framework::Pytest && out.exit == Exit::Code(5) {
+                .is_none_or(|r| r.failed == 0 && r.errors == 0 && r.failures.is_empty());
+            if no_tests(framework, out.exit, &output, report.as_ref()) {
                 TestOutcome::NoTests
             } else if out.exit.success() && report_clean {
                 TestOutcome::Passed
@@ -174,7 +312,8 @@ pub fn run_tests(
         }
     };
     Ok(TestRun {
-        command: command.to_string(),
+        command: spec.command.clone(),
+        framework,
         outcome,
         exit: out.exit,
         duration: out.duration,
@@ -183,18 +322,68 @@ pub fn run_tests(
     })
 }
 
-/// Guesses the framework from the command when the config says `auto`.
-pub fn detect(command: &str) -> Framework {
-    let words = command.split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|');
-    if words
-        .map(|w| w.rsplit('/').next().unwrap_or(w))
-        .any(|w| w == "pytest" || w == "py.test" || w == "tox" || w == "nox")
-        || command.contains("-m pytest")
-    {
-        Framework::Pytest
-    } else {
-        Framework::Plain
+/// Whether the runner said it found nothing to run (a set-up problem, not a code one).
+fn no_tests(framework: Framework, exit: Exit, output: &str, report: Option<&TestReport>) -> bool {
+    let failures = report.is_some_and(|r| !r.failures.is_empty());
+    match framework {
+        Framework::Pytest => exit == Exit::Code(5),
+        Framework::Jest | Framework::Vitest => {
+            !exit.success()
+                && !failures
+                && (output.contains("No tests found") || output.contains("No test files found"))
+        }
+        _ => false,
     }
+}
+
+fn read_junit_file(path: &Path) -> Option<TestReport> {
+    let file = std::fs::File::open(path).ok()?;
+    junit::parse(std::io::BufReader::new(file)).ok()
+}
+
+/// The user's value of `name` with `ours` after it.
+fn join_env(name: &str, ours: &str) -> String {
+    match std::env::var(name) {
+        Ok(user) if !user.trim().is_empty() => format!("{user} {ours}"),
+        _ => ours.to_string(),
+    }
+}
+
+fn join_output(stdout: &str, stderr: &str) -> String {
+    let mut output = stdout.to_string();
+    if !stderr.is_empty() {
+        if !output.is_empty() && !output.ends_with('\n') {
+            output.push('\n');
+        }
+        output.push_str(stderr);
+    }
+    output
+}
+
+/// Absolute paths under the project become relative: shorter, and the same on every machine.
+fn relativised(mut report: TestReport, project_dir: &Path) -> TestReport {
+    for f in &mut report.failures {
+        f.file = f.file.as_deref().map(|p| {
+            let rel = text::relative_to(p, project_dir);
+            rel.strip_prefix("./").map(str::to_string).unwrap_or(rel)
+        });
+        f.evidence = text::relative_to(&f.evidence, project_dir);
+        f.message = text::relative_to(&f.message, project_dir);
+    }
+    report
+}
+
+/// Guesses the framework from the command alone (see [`detect_in`] for the project too).
+pub fn detect(command: &str) -> Framework {
+    detect::from_command(command, None).unwrap_or(Framework::Plain)
+}
+
+/// Guesses the framework from the command, the scripts in `package.json` it runs, and the
+/// project's marker files (`Cargo.toml`, `go.mod`, `package.json`, `pytest.ini`, …).
+pub fn detect_in(command: &str, project_dir: &Path) -> Framework {
+    detect::from_command(command, Some(project_dir))
+        .or_else(|| detect::from_project(project_dir))
+        .unwrap_or(Framework::Plain)
 }
 
 fn shell_quote(s: &str) -> String {
@@ -239,7 +428,7 @@ mod tests {
         assert_eq!(detect("pytest tests/ -v --tb=short"), Framework::Pytest);
         assert_eq!(detect("cd app && python -m pytest -q"), Framework::Pytest);
         assert_eq!(detect(".venv/bin/pytest"), Framework::Pytest);
-        assert_eq!(detect("cargo test"), Framework::Plain);
+        assert_eq!(detect("cargo test"), Framework::Cargo);
         assert_eq!(detect("npm test"), Framework::Plain);
     }
 
