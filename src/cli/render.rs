@@ -72,7 +72,7 @@ impl Reporter for HumanRenderer {
                 task,
                 agent,
                 teacher,
-                rules_file,
+                rules_files,
                 max_attempts,
                 ..
             } => {
@@ -82,7 +82,7 @@ impl Reporter for HumanRenderer {
                     "  agent:   {agent} · teacher: {teacher} · up to {max_attempts} attempt{}",
                     if *max_attempts == 1 { "" } else { "s" }
                 ));
-                self.line(&format!("  rules:   {rules_file}"));
+                self.line(&format!("  rules:   {}", rules_files.join(", ")));
             }
             Event::AttemptStarted {
                 attempt,
@@ -179,9 +179,10 @@ impl Reporter for HumanRenderer {
                 self.spin(format!("asking the teacher ({teacher})…"))
             }
             Event::RuleLearned {
-                rule, file, added, ..
+                rule, files, added, ..
             } => {
                 self.stop();
+                let file = files.join(", ");
                 if *added {
                     self.line(&format!("  ✓ rule learned → {file}"));
                 } else {
