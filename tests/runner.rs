@@ -6,5 +6,8 @@
 
 mod support;
 
+mod agent_command;
+mod agents_e2e;
 mod e2e_claude;
 mod rules_file;
+mod rules_targets;

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Agent, AgentError, AgentOutcome, AgentStatus, Usage, find, spawn_error, tail_lines};
+use super::{
+    Agent, AgentError, AgentOutcome, AgentStatus, Usage, api_error_hint, find, spawn_error,
+    tail_lines,
+};
 use crate::process::{self, CancelToken, ProcessSpec, Stop};
 
 /// How to install Claude Code.
@@ -244,7 +247,10 @@ fn status_of(result: &Value) -> AgentStatus {
     if api_status.is_some() || str_of("terminal_reason") == "api_error" {
         return AgentStatus::ApiError {
             http_status: api_status,
-            message,
+            message: format!(
+                "{}; Claude Code said: {message}",
+                api_error_hint(api_status)
+            ),
         };
     }
     AgentStatus::Failed { reason: message }
@@ -270,7 +276,10 @@ mod tests {
             status_of(&r),
             AgentStatus::ApiError {
                 http_status: Some(429),
-                message: "API Error: 429 rate limited".into()
+                message: "rate limit or quota reached (429 Too Many Requests); wait and run \
+                          again, or check the account's quota; Claude Code said: API Error: 429 \
+                          rate limited"
+                    .into()
             }
         );
     }
