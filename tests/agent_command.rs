@@ -348,3 +348,76 @@ fn changed(evs: &[Value]) -> Vec<String> {
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect()
 }
+
+/// A stand-in `codex` that records its environment and arguments and ends its turn.
+const FAKE_CODEX: &str = r#"
+printf '%s' "${CODEX_HOME-unset}" > "$HOME/codex-home.txt"
+printf '%s\n' "$@" > "$HOME/codex-args.txt"
+echo '{"type":"thread.started","thread_id":"t1"}'
+echo '{"type":"turn.started"}'
+echo '{"type":"item.completed","item":{"id":"i","type":"agent_message","text":"nothing to do"}}'
+echo '{"type":"turn.completed","usage":{"input_tokens":7,"output_tokens":3}}'
+"#;
+
+#[test]
+fn codex_home_is_added_only_when_the_user_has_none() {
+    let project = Project::calculator();
+    let codex = script(&project, "codex", FAKE_CODEX);
+    let private_home = project.home.path().join("codex-home");
+    let config = project.config(&format!(
+        "agent:\n  kind: codex\ncodex:\n  command: {}\n  home: {}\n  model: gpt-5.5\n  \
+         extra_args: [--profile, ci]\n  env:\n    EXTRA_SETTING: on\n\
+         tests:\n  command: python3 -m pytest tests -q\nlearning:\n  max_retries: 0\n",
+        codex.display(),
+        private_home.display()
+    ));
+    let run = |user_home: Option<&str>| {
+        let mut cmd = project.promptloop();
+        cmd.args(["run", "--json", "--teacher", "offline", "-d"])
+            .arg(&project.path)
+            .arg("--config")
+            .arg(&config)
+            .args(["--", "-v means verbose"]);
+        if let Some(home) = user_home {
+            cmd.env("CODEX_HOME", home);
+        }
+        let output = cmd.output().expect("run promptloop");
+        let evs = events(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let agent = of_type(&evs, "agent.finished");
+        assert_eq!(agent.len(), 1, "{stderr}\n{evs:#?}");
+        let outcome = agent[0]["outcome"].clone();
+        assert_eq!(outcome["status"], "finished", "{outcome:#}\n{stderr}");
+        assert_eq!(outcome["final_message"], "nothing to do");
+        assert_eq!(outcome["session_id"], "t1");
+        assert_eq!(
+            outcome["usage"],
+            json!({"input_tokens": 7, "output_tokens": 3})
+        );
+        std::fs::read_to_string(project.home.path().join("codex-home.txt")).expect("home")
+    };
+    assert_eq!(run(None), private_home.display().to_string());
+    assert_eq!(run(Some("/users/own/codex")), "/users/own/codex");
+    let args = std::fs::read_to_string(project.home.path().join("codex-args.txt")).expect("args");
+    let args: Vec<&str> = args.lines().collect();
+    assert_eq!(
+        args,
+        [
+            "exec",
+            "--json",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "--skip-git-repo-check",
+            "--ephemeral",
+            "--disable",
+            "plugins",
+            "--disable",
+            "unbounded_connection_retries",
+            "-m",
+            "gpt-5.5",
+            "--profile",
+            "ci",
+            "--",
+            "-v means verbose"
+        ]
+    );
+}
