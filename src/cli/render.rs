@@ -117,6 +117,24 @@ impl Reporter for HumanRenderer {
                     "✗"
                 };
                 self.line(&format!("  {mark} {}", parts.join(" · ")));
+                if !outcome.actions.is_empty() {
+                    let shown: Vec<String> = outcome
+                        .actions
+                        .iter()
+                        .take(5)
+                        .map(|a| one_line(a, 80))
+                        .collect();
+                    let more = outcome.actions.len().saturating_sub(shown.len());
+                    self.line(&format!(
+                        "    did: {}{}",
+                        shown.join(" · "),
+                        if more > 0 {
+                            format!(" · {more} more")
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
                 if !outcome.permission_denials.is_empty() {
                     self.line(&format!(
                         "    {} tool use(s) denied by the permission settings (claude.permission_mode / claude.allowed_tools)",
