@@ -10,6 +10,8 @@ python3 -m pytest --version
 # The real agent CLIs the end-to-end tests drive against loopback model servers.
 npm ci --prefix tests/agents --no-audit --no-fund --loglevel=error
 tests/agents/node_modules/.bin/claude --version
+tests/agents/node_modules/.bin/codex --version
+echo "gemini $(tests/agents/node_modules/.bin/gemini --version)"
 # Real test runners whose reports the failure-source tests read: Jest and Vitest (npm), Go
 # (Debian's golang-go), cargo-nextest (on the machine image; from crates.io if missing).
 npm ci --prefix tests/fixtures/frameworks/js --no-audit --no-fund --loglevel=error

@@ -26,8 +26,10 @@ pub enum Event {
         agent: String,
         /// Teacher name.
         teacher: String,
-        /// The instruction file rules are written to.
+        /// The instruction file rules are written to (the first of `rules_files`).
         rules_file: String,
+        /// Every instruction file rules are written to (`rules.targets`).
+        rules_files: Vec<String>,
         /// Attempts at most.
         max_attempts: u32,
         /// The snapshot of the work tree before anything ran.
@@ -104,9 +106,11 @@ pub enum Event {
         failure_id: String,
         /// The rule.
         rule: Rule,
-        /// The file it went to.
+        /// The file it went to (the first of `files`).
         file: String,
-        /// False when the same rule was already in the file.
+        /// Every file it went to.
+        files: Vec<String>,
+        /// False when the same rule was already in every file.
         added: bool,
     },
     /// A failure came back after a rule was learned from it (same fingerprint).

@@ -11,8 +11,9 @@ use crate::git::{GitError, Repo};
 use crate::process::CancelToken;
 use crate::record::{self, FailureStatus, Record, RecordError, RunLog, StoredFailure};
 use crate::redact::Redactor;
-use crate::rules::file::{self as rules_file, AddOutcome};
+use crate::rules::file as rules_file;
 use crate::rules::format;
+use crate::rules::targets::RulesTargets;
 use crate::teacher::{self, Teacher, prompt};
 use crate::testing::{self, Framework, TestOutcome};
 
@@ -43,8 +44,8 @@ pub struct RunPlan {
 pub struct Learner<'a> {
     /// The teacher, or why there is none (failures then stay pending).
     pub teacher: Result<&'a dyn Teacher, String>,
-    /// The instruction file rules go to.
-    pub rules_file: PathBuf,
+    /// The instruction files rules go to (`rules.targets`, else the agent's own file).
+    pub rules: RulesTargets,
     /// Characters of failure context sent to the teacher.
     pub context_budget: usize,
     /// File-name patterns whose content is never sent.
@@ -155,8 +156,9 @@ impl<'a> Learner<'a> {
             }
         };
         // Rules already in the file, so the teacher does not repeat one; redacted too.
-        let known: Vec<String> = rules_file::read_section_rules(&self.rules_file)
-            .unwrap_or_default()
+        let known: Vec<String> = self
+            .rules
+            .known_rules()
             .iter()
             .map(|r| Redactor::get().redact(r).text)
             .collect();
@@ -202,17 +204,17 @@ impl<'a> Learner<'a> {
         let when = chrono::Local::now().format("%Y-%m-%d %H:%M").to_string();
         let source = source_phrase(&stored.context.failure_type, &stored.context.source);
         let entry = format::render_entry(&learned.rule, &source, &when);
-        let outcome = rules_file::add_entry(&self.rules_file, &learned.rule, &entry)?;
-        let added = outcome == AddOutcome::Added;
+        let added = self.rules.add(&learned.rule, &entry)?;
         stored.status = FailureStatus::Learned;
         stored.rule = Some(learned.rule.clone());
-        stored.rules_file = Some(self.rules_file.display().to_string());
+        stored.rules_file = Some(self.rules.display().join(", "));
         stored.last_error = None;
         record.save_failure(&stored)?;
         emit(Event::RuleLearned {
             failure_id: stored.context.id.clone(),
             rule: learned.rule.clone(),
-            file: self.rules_file.display().to_string(),
+            file: self.rules.primary().display().to_string(),
+            files: self.rules.display(),
             added,
         });
         Ok(added)
@@ -264,7 +266,8 @@ pub fn run(
                 Ok(t) => t.name(),
                 Err(_) => "none".into(),
             },
-            rules_file: learner.rules_file.display().to_string(),
+            rules_file: learner.rules.primary().display().to_string(),
+            rules_files: learner.rules.display(),
             max_attempts: plan.max_attempts,
             base_ref: base_ref.clone(),
         });

@@ -200,16 +200,17 @@ pub fn run(spec: &ProcessSpec, cancel: &CancelToken) -> Result<ProcessOutput, Sp
     let (exit, stop) = wait(&mut child, pgid, spec, cancel, started);
     // The child is gone; anything it left in its group would hold our pipes open.
     signal_group(pgid, libc::SIGTERM);
-    let readers_done = wait_readers(&done_rx, 2, spec.grace);
+    let mut remaining = 2;
+    let mut readers_done = wait_readers(&done_rx, &mut remaining, spec.grace);
     if !readers_done {
         signal_group(pgid, libc::SIGKILL);
-        wait_readers(&done_rx, 2, Duration::from_secs(1));
+        readers_done = wait_readers(&done_rx, &mut remaining, Duration::from_secs(1));
     }
     Ok(ProcessOutput {
         exit,
         stop,
-        stdout: collect(stdout),
-        stderr: collect(stderr),
+        stdout: collect(stdout, readers_done),
+        stderr: collect(stderr, readers_done),
         duration: started.elapsed(),
     })
 }
@@ -274,12 +275,13 @@ fn signal_group(pgid: i32, signal: i32) {
     }
 }
 
-fn wait_readers(done: &mpsc::Receiver<()>, mut remaining: usize, limit: Duration) -> bool {
+/// Waits until `remaining` readers said they are done (counting them down), or `limit`.
+fn wait_readers(done: &mpsc::Receiver<()>, remaining: &mut usize, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
-    while remaining > 0 {
+    while *remaining > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
         match done.recv_timeout(left) {
-            Ok(()) => remaining -= 1,
+            Ok(()) => *remaining -= 1,
             Err(mpsc::RecvTimeoutError::Disconnected) => return true,
             Err(mpsc::RecvTimeoutError::Timeout) => return false,
         }
@@ -341,11 +343,14 @@ fn drain(stream: Option<impl Read + Send + 'static>, done: mpsc::Sender<()>) -> 
     }))
 }
 
-fn collect(reader: Reader) -> String {
+/// What a reader captured. `all_done`: every reader said it is done, so each is about to
+/// return and joining cannot block (a reader that signalled may not have *returned* yet, so
+/// `is_finished` alone would drop its output).
+fn collect(reader: Reader, all_done: bool) -> String {
     match reader {
         // A reader still blocked (a grandchild outlived KILL) is left behind; what it read
         // so far is lost rather than hanging the whole tool.
-        Some(handle) if handle.is_finished() => {
+        Some(handle) if all_done || handle.is_finished() => {
             handle.join().map(Capture::into_string).unwrap_or_default()
         }
         _ => String::new(),
@@ -380,6 +385,28 @@ mod tests {
         let mut spec = ProcessSpec::shell(cmd, &dir, Duration::from_millis(timeout_ms));
         spec.grace = Duration::from_millis(300);
         run(&spec, &CancelToken::new()).unwrap()
+    }
+
+    /// Regression: a reader that had signalled "done" but not yet returned lost its whole
+    /// capture, so an agent's result line sometimes vanished on a busy machine.
+    #[test]
+    fn output_is_never_lost_when_the_child_exits_at_once() {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..100 {
+                        let out = sh("echo out; echo err >&2", 5000);
+                        assert_eq!(
+                            (out.stdout.as_str(), out.stderr.as_str()),
+                            ("out\n", "err\n")
+                        );
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 
     #[test]

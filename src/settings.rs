@@ -246,6 +246,12 @@ closed_enum! {
     }
 }
 
+mod agents;
+pub use agents::{
+    AgentKind, AgentSettings, COMMAND_PLACEHOLDERS, CodexSettings, GeminiSettings,
+    check_command_template,
+};
+
 // ---------------------------------------------------------------------------
 // Settings tree
 // ---------------------------------------------------------------------------
@@ -277,6 +283,9 @@ pub struct Settings {
     /// The project's tests.
     #[serde(deserialize_with = "null_as_default")]
     pub tests: TestsSettings,
+    /// Which agent runs, and the `command` agent's settings.
+    #[serde(deserialize_with = "null_as_default")]
+    pub agent: AgentSettings,
     /// How Claude Code is run.
     #[serde(deserialize_with = "null_as_default")]
     pub claude: ClaudeSettings,
@@ -286,6 +295,12 @@ pub struct Settings {
     /// Agent hooks (`promptloop hook claude`).
     #[serde(deserialize_with = "null_as_default")]
     pub hooks: HooksSettings,
+    /// How Codex CLI is run.
+    #[serde(deserialize_with = "null_as_default")]
+    pub codex: CodexSettings,
+    /// How Gemini CLI is run.
+    #[serde(deserialize_with = "null_as_default")]
+    pub gemini: GeminiSettings,
     /// Where learned rules are written.
     #[serde(deserialize_with = "null_as_default")]
     pub rules: RulesSettings,
@@ -303,9 +318,12 @@ impl Default for Settings {
             failure_sources: default_failure_sources(),
             failure_prompts: default_failure_prompts(),
             tests: TestsSettings::default(),
+            agent: AgentSettings::default(),
             claude: ClaudeSettings::default(),
             semantic: SemanticSettings::default(),
             hooks: HooksSettings::default(),
+            codex: CodexSettings::default(),
+            gemini: GeminiSettings::default(),
             rules: RulesSettings::default(),
             logging: LoggingSettings::default(),
         }
@@ -557,6 +575,9 @@ pub struct ClaudeSettings {
     /// Deadline for one Claude Code run.
     #[serde(with = "seconds")]
     pub timeout: Duration,
+    /// Variables added to the inherited environment.
+    #[serde(deserialize_with = "agents::env_map")]
+    pub env: BTreeMap<String, String>,
 }
 
 impl Default for ClaudeSettings {
@@ -570,6 +591,7 @@ impl Default for ClaudeSettings {
             model: None,
             extra_args: Vec::new(),
             timeout: Duration::from_secs(600),
+            env: BTreeMap::new(),
         }
     }
 }
@@ -582,6 +604,12 @@ pub struct RulesSettings {
     /// project). A leading `~/` is expanded at load time.
     #[serde(deserialize_with = "non_empty_path")]
     pub file: Option<PathBuf>,
+    /// Instruction files kept in step, each getting every learned rule in its own form
+    /// (`CLAUDE.md`, `AGENTS.md`, `GEMINI.md`, `.cursor/rules/promptloop.mdc`,
+    /// `.github/copilot-instructions.md`, any path). Empty: the file of the agent in use.
+    /// Relative paths are taken from the project; `~/` is expanded.
+    #[serde(deserialize_with = "path_list")]
+    pub targets: Vec<PathBuf>,
 }
 
 /// `logging:` section.
@@ -656,6 +684,17 @@ where
     D: Deserializer<'de>,
 {
     Ok(non_empty_opt(deserializer)?.map(PathBuf::from))
+}
+
+/// A list of paths, written like [`string_list`].
+fn path_list<'de, D>(deserializer: D) -> Result<Vec<PathBuf>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(string_list(deserializer)?
+        .into_iter()
+        .map(PathBuf::from)
+        .collect())
 }
 
 /// A list of strings; a single string is refused because splitting it
@@ -1129,8 +1168,24 @@ pub fn from_yaml_str(
     }
 
     let home = env("HOME").filter(|h| !h.is_empty());
+    for (i, target) in settings.rules.targets.iter_mut().enumerate() {
+        *target = expand_home(target, home.as_deref()).map_err(|message| {
+            let segs = [
+                Seg::Key("rules".into()),
+                Seg::Key("targets".into()),
+                Seg::Index(i),
+            ];
+            ConfigError::Invalid {
+                at: at(tree.find(&segs).map(|e| e.value_at)),
+                key: dotted(&segs),
+                message,
+            }
+        })?;
+    }
     for (key, slot) in [
         ("rules.file", &mut settings.rules.file),
+        ("agent.rules_file", &mut settings.agent.rules_file),
+        ("codex.home", &mut settings.codex.home),
         ("logging.file", &mut settings.logging.file),
     ] {
         if let Some(file) = slot.as_mut() {
@@ -1349,7 +1404,50 @@ impl Settings {
                     .any(|t| t.trim().is_empty())
                     .then(|| "entries must not be empty".to_string()),
             ),
+            ("claude.env", agents::check_env(&c.env)),
+            ("codex.command", check_non_empty(&self.codex.command)),
+            ("codex.timeout", check_positive(self.codex.timeout)),
+            ("codex.env", agents::check_env(&self.codex.env)),
+            ("gemini.command", check_non_empty(&self.gemini.command)),
+            ("gemini.timeout", check_positive(self.gemini.timeout)),
+            ("gemini.env", agents::check_env(&self.gemini.env)),
+            ("agent.timeout", check_positive(self.agent.timeout)),
+            ("agent.env", agents::check_env(&self.agent.env)),
+            (
+                "agent.command",
+                self.agent
+                    .command
+                    .as_deref()
+                    .and_then(check_command_template),
+            ),
+            (
+                "rules.targets",
+                self.rules
+                    .targets
+                    .iter()
+                    .any(|t| t.as_os_str().is_empty())
+                    .then(|| "entries must not be empty".to_string()),
+            ),
         ];
+        if self.agent.kind == AgentKind::Command && self.agent.command.is_none() {
+            checks.push((
+                "agent.kind",
+                Some(
+                    "the command agent needs agent.command, a shell command with {task} \
+                     where the task goes, e.g. `aider --yes --message {task}`"
+                        .to_string(),
+                ),
+            ));
+        }
+        if self.rules.file.is_some() && !self.rules.targets.is_empty() {
+            checks.push((
+                "rules.targets",
+                Some(
+                    "set either rules.file (one file) or rules.targets (several), not both"
+                        .to_string(),
+                ),
+            ));
+        }
         // The webhook teacher cannot run without somewhere to send to; say
         // so now rather than after the first failing attempt.
         if t.mode == TeacherMode::Webhook && self.n8n.webhook_url.is_none() {
@@ -1414,6 +1512,12 @@ impl Settings {
             .map(LogLevel::parse)
             .transpose()
             .map_err(|m| flag_error(FLAG_LOG_LEVEL, "logging.level", m))?;
+        let agent_kind = overrides
+            .agent_kind
+            .as_deref()
+            .map(AgentKind::parse)
+            .transpose()
+            .map_err(|m| flag_error(FLAG_AGENT, "agent.kind", m))?;
 
         let mut next = self.clone();
         let o = overrides;
@@ -1426,8 +1530,11 @@ impl Settings {
             next.n8n.webhook_url = o.webhook_url.clone();
         }
         if o.rules_file.is_some() {
+            // One explicit file replaces the list of targets.
             next.rules.file = o.rules_file.clone();
+            next.rules.targets.clear();
         }
+        set(&mut next.agent.kind, agent_kind);
         set(&mut next.tests.command, o.test_command.clone());
         set(&mut next.tests.framework, test_framework);
         set(&mut next.tests.timeout, o.test_timeout);
@@ -1503,6 +1610,8 @@ pub const FLAG_MAX_TURNS: &str = "--max-turns";
 pub const FLAG_PERMISSION_MODE: &str = "--permission-mode";
 /// See [`FLAG_MAX_RETRIES`].
 pub const FLAG_LOG_LEVEL: &str = "--log-level";
+/// See [`FLAG_MAX_RETRIES`].
+pub const FLAG_AGENT: &str = "--agent";
 
 /// Maps a violated key to the flag that set it, if one did.
 fn flag_for_key(key: &str, o: &Overrides) -> Option<&'static str> {
@@ -1516,6 +1625,7 @@ fn flag_for_key(key: &str, o: &Overrides) -> Option<&'static str> {
         "tests.timeout" => (FLAG_TEST_TIMEOUT, o.test_timeout.is_some()),
         "claude.command" => (FLAG_CLAUDE_COMMAND, o.claude_command.is_some()),
         "claude.max_turns" => (FLAG_MAX_TURNS, o.max_turns.is_some()),
+        "agent.kind" => (FLAG_AGENT, o.agent_kind.is_some()),
         _ => return None,
     };
     given.then_some(flag)
@@ -1556,6 +1666,8 @@ pub struct Overrides {
     pub permission_mode: Option<String>,
     /// `--log-level`.
     pub log_level: Option<String>,
+    /// `--agent`: claude, codex, gemini or command.
+    pub agent_kind: Option<String>,
 }
 
 // ---------------------------------------------------------------------------

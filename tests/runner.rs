@@ -6,8 +6,11 @@
 
 mod support;
 
+mod agent_command;
+mod agents_e2e;
 mod cli;
 mod e2e_claude;
 mod failure_sources;
 mod git_safety;
 mod rules_file;
+mod rules_targets;

@@ -6,8 +6,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Agent, AgentError, AgentOutcome, AgentStatus, Usage, tail_lines};
-use crate::process::{self, CancelToken, ProcessSpec, SpawnError, Stop};
+use super::{
+    Agent, AgentError, AgentOutcome, AgentStatus, Usage, api_error_hint, find, spawn_error,
+    tail_lines,
+};
+use crate::process::{self, CancelToken, ProcessSpec, Stop};
+
+/// How to install Claude Code.
+const INSTALL: &str = "npm install -g @anthropic-ai/claude-code";
 
 /// What Claude Code prints when `--dangerously-skip-permissions` meets a root user.
 const ROOT_REFUSAL: &str = "cannot be used with root/sudo privileges";
@@ -85,11 +91,7 @@ impl ClaudeCode {
     }
 
     fn program(&self) -> Result<PathBuf, AgentError> {
-        process::find_program(&self.config.command).ok_or_else(|| AgentError::NotFound {
-            program: self.config.command.clone(),
-            install: "npm install -g @anthropic-ai/claude-code",
-            setting: "claude.command",
-        })
+        find(&self.config.command, INSTALL, "claude.command")
     }
 }
 
@@ -98,8 +100,8 @@ impl Agent for ClaudeCode {
         "claude"
     }
 
-    fn instruction_file(&self) -> &'static str {
-        "CLAUDE.md"
+    fn instruction_file(&self) -> &Path {
+        Path::new("CLAUDE.md")
     }
 
     fn check(&self) -> Result<(), AgentError> {
@@ -118,26 +120,10 @@ impl Agent for ClaudeCode {
         for (key, value) in &self.config.env {
             spec = spec.env(key, value);
         }
-        let output = process::run(&spec, cancel).map_err(|e| match e {
-            SpawnError::NotFound { program } => AgentError::NotFound {
-                program,
-                install: "npm install -g @anthropic-ai/claude-code",
-                setting: "claude.command",
-            },
-            SpawnError::Other { program, source } => AgentError::Spawn { program, source },
-        })?;
+        let output =
+            process::run(&spec, cancel).map_err(|e| spawn_error(e, INSTALL, "claude.command"))?;
         let result = find_result(&output.stdout);
-        let mut outcome = AgentOutcome {
-            status: AgentStatus::Finished,
-            final_message: None,
-            turns: None,
-            cost_usd: None,
-            usage: None,
-            permission_denials: Vec::new(),
-            session_id: None,
-            duration: output.duration,
-            stderr_tail: tail_lines(&output.stderr, 20),
-        };
+        let mut outcome = AgentOutcome::new(AgentStatus::Finished, output.duration, &output.stderr);
         if let Some(result) = &result {
             fill_from_result(&mut outcome, result);
         }
@@ -261,7 +247,10 @@ fn status_of(result: &Value) -> AgentStatus {
     if api_status.is_some() || str_of("terminal_reason") == "api_error" {
         return AgentStatus::ApiError {
             http_status: api_status,
-            message,
+            message: format!(
+                "{}; Claude Code said: {message}",
+                api_error_hint(api_status)
+            ),
         };
     }
     AgentStatus::Failed { reason: message }
@@ -287,7 +276,10 @@ mod tests {
             status_of(&r),
             AgentStatus::ApiError {
                 http_status: Some(429),
-                message: "API Error: 429 rate limited".into()
+                message: "rate limit or quota reached (429 Too Many Requests); wait and run \
+                          again, or check the account's quota; Claude Code said: API Error: 429 \
+                          rate limited"
+                    .into()
             }
         );
     }

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::render::{HumanRenderer, JsonRenderer};
 use super::{
-    CommonArgs, EXIT_FAILED, EXIT_INTERRUPTED, Failure, claude_agent, finish, framework,
-    install_interrupt, make_teacher, overrides, private_files, project_dir, rules_file,
+    CommonArgs, EXIT_FAILED, EXIT_INTERRUPTED, Failure, agents, finish, framework,
+    install_interrupt, make_teacher, overrides, private_files, project_dir,
 };
 use crate::events::{Event, Reporter};
 use crate::failure::FailureContext;
@@ -390,14 +390,14 @@ pub(crate) fn learn_one(
     cancel: &CancelToken,
 ) -> Result<bool, Failure> {
     let teacher = make_teacher(settings)?;
-    let agent = claude_agent(settings);
+    let agent = agents::make_agent(settings);
     if let Ok(repo) = crate::git::Repo::open(project_dir) {
         let _ = repo.ensure_excluded(&format!("{}/", record::DIR_NAME));
     }
     let record = Record::open(project_dir).map_err(|e| Failure::usage(e.to_string()))?;
     let learner = Learner {
         teacher: teacher.as_deref().map_err(Clone::clone),
-        rules_file: rules_file(settings, project_dir, &agent),
+        rules: agents::rules_targets(settings, project_dir, agent.as_ref()),
         context_budget: settings.learning.context_budget,
         private_files: private_files(),
         prompt_name: settings

@@ -1,6 +1,7 @@
 //! The command line: arguments, set-up of the run from settings, rendering, exit codes.
 //! The only layer that talks to the user.
 
+mod agents;
 mod capture;
 mod hook;
 mod render;
@@ -13,8 +14,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::agent::Agent;
-use crate::agent::claude::{ClaudeCode, ClaudeConfig};
 use crate::events::RunOutcome;
 use crate::failure::DEFAULT_PRIVATE_FILES;
 use crate::git::Repo;
@@ -39,21 +38,25 @@ const AFTER_HELP: &str = "\
 Examples:
   promptloop run \"Fix safe_divide to return None on division by zero\" -d examples/calculator
   promptloop run \"Add input validation\" --max-retries 5 --config promptloop.yaml --json
+  promptloop run \"Fix the parser\" --agent codex   # Codex CLI; rules go to AGENTS.md
   promptloop learn                 # analyse failures a teacher could not analyse before
   promptloop config check          # validate the config and print the effective settings
 
 Configuration is read from --config FILE, else ./promptloop.yaml, else
 $XDG_CONFIG_HOME/promptloop/config.yaml (~/.config/promptloop/config.yaml), else built-in
-defaults. The prototype's config.yaml loads unchanged.
+defaults. The prototype's config.yaml loads unchanged. Agents: agent.kind (claude, codex,
+gemini, command) with the sections claude:, codex:, gemini: and agent: (agent.command, a
+shell command with {task} and {project_dir}, e.g. `aider --yes --message {task}`).
 
 Exit codes: 0 tests pass, 1 the loop ended without success, 2 bad usage or config,
 130 interrupted.";
 
 /// promptloop makes coding agents learn from their mistakes.
 ///
-/// It runs an agent CLI (Claude Code) headless on a task, runs the project's tests, and when
-/// they fail asks a teacher LLM for a rule (Rule / When / Why), writes it into the agent's
-/// instruction file (CLAUDE.md) and retries with the new knowledge. Your branch, index,
+/// It runs an agent CLI (Claude Code, Codex CLI, Gemini CLI or any command) headless on a
+/// task, runs the project's tests, and when they fail asks a teacher LLM for a rule (Rule /
+/// When / Why), writes it into the agent's instruction file (CLAUDE.md, AGENTS.md, GEMINI.md,
+/// or every file in rules.targets) and retries with the new knowledge. Your branch, index,
 /// commits and uncommitted files are never touched: each attempt is snapshotted under
 /// refs/promptloop/ and undone before a retry.
 #[derive(Debug, Parser)]
@@ -110,7 +113,13 @@ struct CommonArgs {
     /// The teacher: auto, anthropic (alias local), offline (overrides teacher.mode).
     #[arg(short, long, value_name = "MODE")]
     teacher: Option<String>,
-    /// The instruction file rules are written to (default: the project's CLAUDE.md).
+    /// The agent: claude (Claude Code), codex (Codex CLI), gemini (Gemini CLI) or command
+    /// (agent.command in the config). Overrides agent.kind; it also picks the default rules
+    /// file: CLAUDE.md, AGENTS.md, GEMINI.md, or agent.rules_file.
+    #[arg(long, value_name = "NAME")]
+    agent: Option<String>,
+    /// The one instruction file rules are written to (overrides rules.file and
+    /// rules.targets; default: the agent's own file in the project).
     #[arg(long, value_name = "FILE")]
     rules_file: Option<PathBuf>,
     /// Print one JSON object per line for each event, for scripts.
@@ -244,30 +253,6 @@ fn open_repo(project_dir: &Path) -> Result<Repo, Failure> {
     Repo::open(project_dir).map_err(|e| Failure::usage(format!("{e}")))
 }
 
-/// Where rules go: --rules-file, rules.file, else the agent's file in the project.
-fn rules_file(settings: &Settings, project_dir: &Path, agent: &dyn Agent) -> PathBuf {
-    match &settings.rules.file {
-        Some(file) if file.is_absolute() => file.clone(),
-        Some(file) => project_dir.join(file),
-        None => project_dir.join(agent.instruction_file()),
-    }
-}
-
-fn claude_agent(settings: &Settings) -> ClaudeCode {
-    let c = &settings.claude;
-    ClaudeCode::new(ClaudeConfig {
-        command: c.command.clone(),
-        max_turns: c.max_turns,
-        permission_mode: c.permission_mode.as_str().to_string(),
-        allowed_tools: c.allowed_tools.clone(),
-        model: c.model.clone(),
-        output_format: c.output_format.as_str().to_string(),
-        extra_args: c.extra_args.clone(),
-        timeout: c.timeout,
-        env: Vec::new(),
-    })
-}
-
 /// The teacher the settings ask for, or why there is none. A teacher that was asked for
 /// by name but cannot work (no key) is a configuration error; `auto` without any teacher
 /// keeps failures pending.
@@ -373,6 +358,7 @@ fn overrides(common: &CommonArgs) -> Overrides {
     Overrides {
         teacher_mode: common.teacher.clone(),
         rules_file: common.rules_file.clone(),
+        agent_kind: common.agent.clone(),
         ..Overrides::default()
     }
 }
@@ -396,10 +382,10 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
     over.test_command = args.test_command.clone();
     settings.apply(&over)?;
     let repo = open_repo(&project_dir)?;
-    let agent = claude_agent(&settings);
+    let agent = agents::make_agent(&settings);
     agent.check().map_err(|e| Failure::usage(e.to_string()))?;
     let teacher = make_teacher(&settings)?;
-    let rules_file = rules_file(&settings, &project_dir, &agent);
+    let rules = agents::rules_targets(&settings, &project_dir, agent.as_ref());
     repo.ensure_excluded(&format!("{}/", record::DIR_NAME))
         .map_err(|e| Failure::usage(e.to_string()))?;
     let record = Record::open(&project_dir).map_err(|e| Failure::usage(e.to_string()))?;
@@ -422,7 +408,7 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
     };
     let learner = Learner {
         teacher: teacher.as_deref().map_err(Clone::clone),
-        rules_file,
+        rules,
         context_budget: settings.learning.context_budget,
         private_files: private_files(),
         prompt_name: settings
@@ -434,14 +420,22 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
     let mut human = HumanRenderer::new();
     let mut machine = JsonRenderer;
     let reporter: &mut dyn crate::events::Reporter = if json { &mut machine } else { &mut human };
-    let summary = learning_loop::run(&plan, &agent, &learner, &repo, &record, reporter, &cancel)
-        .map_err(|e| Failure {
-            message: format!(
-                "{e:#}\nyour work tree before the run is kept under refs/promptloop/runs/ \
+    let summary = learning_loop::run(
+        &plan,
+        agent.as_ref(),
+        &learner,
+        &repo,
+        &record,
+        reporter,
+        &cancel,
+    )
+    .map_err(|e| Failure {
+        message: format!(
+            "{e:#}\nyour work tree before the run is kept under refs/promptloop/runs/ \
                  (`git for-each-ref refs/promptloop/` lists the snapshots)"
-            ),
-            code: EXIT_FAILED,
-        })?;
+        ),
+        code: EXIT_FAILED,
+    })?;
     Ok(match summary.outcome {
         RunOutcome::Passed => 0,
         RunOutcome::Failed | RunOutcome::Error => EXIT_FAILED,
@@ -458,7 +452,8 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     let project_dir = project_dir(&args.common.project_dir)?;
     let mut settings = load_settings(args.common.config.as_deref())?.settings;
     settings.apply(&overrides(&args.common))?;
-    let agent = claude_agent(&settings);
+    // Only for its instruction file: `learn` does not run the agent.
+    let agent = agents::make_agent(&settings);
     let record = Record::open(&project_dir).map_err(|e| Failure::usage(e.to_string()))?;
     let pending: Vec<_> = record
         .failures()
@@ -480,7 +475,7 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     install_interrupt(&cancel);
     let learner = Learner {
         teacher: Ok(teacher.as_ref()),
-        rules_file: rules_file(&settings, &project_dir, &agent),
+        rules: agents::rules_targets(&settings, &project_dir, agent.as_ref()),
         context_budget: settings.learning.context_budget,
         private_files: private_files(),
         prompt_name: settings

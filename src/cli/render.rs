@@ -72,7 +72,7 @@ impl Reporter for HumanRenderer {
                 task,
                 agent,
                 teacher,
-                rules_file,
+                rules_files,
                 max_attempts,
                 ..
             } => {
@@ -82,7 +82,7 @@ impl Reporter for HumanRenderer {
                     "  agent:   {agent} · teacher: {teacher} · up to {max_attempts} attempt{}",
                     if *max_attempts == 1 { "" } else { "s" }
                 ));
-                self.line(&format!("  rules:   {rules_file}"));
+                self.line(&format!("  rules:   {}", rules_files.join(", ")));
             }
             Event::AttemptStarted {
                 attempt,
@@ -117,6 +117,24 @@ impl Reporter for HumanRenderer {
                     "✗"
                 };
                 self.line(&format!("  {mark} {}", parts.join(" · ")));
+                if !outcome.actions.is_empty() {
+                    let shown: Vec<String> = outcome
+                        .actions
+                        .iter()
+                        .take(5)
+                        .map(|a| one_line(a, 80))
+                        .collect();
+                    let more = outcome.actions.len().saturating_sub(shown.len());
+                    self.line(&format!(
+                        "    did: {}{}",
+                        shown.join(" · "),
+                        if more > 0 {
+                            format!(" · {more} more")
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
                 if !outcome.permission_denials.is_empty() {
                     self.line(&format!(
                         "    {} tool use(s) denied by the permission settings (claude.permission_mode / claude.allowed_tools)",
@@ -179,9 +197,10 @@ impl Reporter for HumanRenderer {
                 self.spin(format!("asking the teacher ({teacher})…"))
             }
             Event::RuleLearned {
-                rule, file, added, ..
+                rule, files, added, ..
             } => {
                 self.stop();
+                let file = files.join(", ");
                 if *added {
                     self.line(&format!("  ✓ rule learned → {file}"));
                 } else {

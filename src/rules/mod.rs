@@ -7,6 +7,8 @@
 
 pub mod file;
 pub mod format;
+pub mod targets;
 
 pub use file::{AddOutcome, RulesFileError, SECTION_HEADING, add_entry, read_section_rules};
 pub use format::{Field, ParseError, Rule, normalized_key, parse_answer, render_entry};
+pub use targets::{FileForm, RulesTarget, RulesTargets};

@@ -5,6 +5,9 @@
 #![allow(dead_code)]
 
 pub mod fake_anthropic;
+pub mod fake_gemini;
+pub mod fake_openai;
+pub mod loopback;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -32,6 +35,51 @@ pub fn claude_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// A real agent CLI from `tests/agents/node_modules/.bin` (or `$env_var`).
+fn npm_bin(name: &str, env_var: &str) -> PathBuf {
+    let bin = std::env::var_os(env_var).map_or_else(
+        || {
+            repo_root()
+                .join("tests/agents/node_modules/.bin")
+                .join(name)
+        },
+        PathBuf::from,
+    );
+    assert!(
+        bin.exists(),
+        "{} is missing: run `npm ci --no-audit --no-fund --prefix tests/agents` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The real Codex CLI: `$PROMPTLOOP_TEST_CODEX`, else `tests/agents/node_modules`.
+pub fn codex_bin() -> PathBuf {
+    npm_bin("codex", "PROMPTLOOP_TEST_CODEX")
+}
+
+/// The real Gemini CLI: `$PROMPTLOOP_TEST_GEMINI`, else `tests/agents/node_modules`.
+pub fn gemini_bin() -> PathBuf {
+    npm_bin("gemini", "PROMPTLOOP_TEST_GEMINI")
+}
+
+/// Writes `$HOME/.gemini/settings.json` for Gemini CLI against a fake server: API-key
+/// login (without it Gemini CLI exits 41), no usage statistics, no telemetry, and `extra`
+/// merged in (e.g. `{"model": {"maxSessionTurns": 2}}`).
+pub fn gemini_settings(home: &Path, extra: Value) {
+    let mut settings = serde_json::json!({
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "privacy": {"usageStatisticsEnabled": false},
+        "telemetry": {"enabled": false}
+    });
+    if let (Some(base), Value::Object(more)) = (settings.as_object_mut(), extra) {
+        base.extend(more);
+    }
+    let dir = home.join(".gemini");
+    std::fs::create_dir_all(&dir).expect("mkdir .gemini");
+    std::fs::write(dir.join("settings.json"), settings.to_string()).expect("write settings");
 }
 
 /// A temporary git project.
