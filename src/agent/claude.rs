@@ -1,16 +1,16 @@
 //! Claude Code, headless: `claude -p TASK --output-format json --max-turns N …`.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::{
-    Agent, AgentError, AgentOutcome, AgentStatus, Usage, api_error_hint, find, spawn_error,
+    Agent, AgentError, AgentOutcome, AgentStatus, Binary, Usage, api_error_hint, stderr_suffix,
     tail_lines,
 };
-use crate::process::{self, CancelToken, ProcessSpec, Stop};
+use crate::process::{CancelToken, Stop};
 
 /// How to install Claude Code.
 const INSTALL: &str = "npm install -g @anthropic-ai/claude-code";
@@ -90,8 +90,12 @@ impl ClaudeCode {
         args
     }
 
-    fn program(&self) -> Result<PathBuf, AgentError> {
-        find(&self.config.command, INSTALL, "claude.command")
+    fn binary(&self) -> Binary<'_> {
+        Binary {
+            command: &self.config.command,
+            install: INSTALL,
+            setting: "claude.command",
+        }
     }
 }
 
@@ -105,7 +109,7 @@ impl Agent for ClaudeCode {
     }
 
     fn check(&self) -> Result<(), AgentError> {
-        self.program().map(|_| ())
+        self.binary().find().map(|_| ())
     }
 
     fn run(
@@ -114,14 +118,13 @@ impl Agent for ClaudeCode {
         project_dir: &Path,
         cancel: &CancelToken,
     ) -> Result<AgentOutcome, AgentError> {
-        let program = self.program()?;
-        let mut spec = ProcessSpec::new(program.as_os_str(), project_dir, self.config.timeout);
-        spec.args = self.args(task);
-        for (key, value) in &self.config.env {
-            spec = spec.env(key, value);
-        }
-        let output =
-            process::run(&spec, cancel).map_err(|e| spawn_error(e, INSTALL, "claude.command"))?;
+        let output = self.binary().run(
+            self.args(task),
+            &self.config.env,
+            project_dir,
+            self.config.timeout,
+            cancel,
+        )?;
         let result = find_result(&output.stdout);
         let mut outcome = AgentOutcome::new(AgentStatus::Finished, output.duration, &output.stderr);
         if let Some(result) = &result {
@@ -147,10 +150,7 @@ impl Agent for ClaudeCode {
                 reason: format!(
                     "{} without a result object{}",
                     output.exit,
-                    match tail_lines(output.stderr.trim(), 5) {
-                        s if s.is_empty() => String::new(),
-                        s => format!(": {s}"),
-                    }
+                    stderr_suffix(&output.stderr, 5)
                 ),
             },
         };

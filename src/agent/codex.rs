@@ -13,10 +13,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{
-    Agent, AgentError, AgentOutcome, AgentStatus, Usage, api_error_hint, find, spawn_error,
-    tail_lines,
+    Agent, AgentError, AgentOutcome, AgentStatus, Binary, Usage, api_error_hint, tail_lines,
 };
-use crate::process::{self, CancelToken, ProcessOutput, ProcessSpec, Stop};
+use crate::process::{CancelToken, ProcessOutput, Stop};
 
 /// How to install Codex CLI.
 const INSTALL: &str = "npm install -g @openai/codex";
@@ -82,8 +81,12 @@ impl Codex {
         args
     }
 
-    fn program(&self) -> Result<PathBuf, AgentError> {
-        find(&self.config.command, INSTALL, "codex.command")
+    fn binary(&self) -> Binary<'_> {
+        Binary {
+            command: &self.config.command,
+            install: INSTALL,
+            setting: "codex.command",
+        }
     }
 }
 
@@ -97,7 +100,7 @@ impl Agent for Codex {
     }
 
     fn check(&self) -> Result<(), AgentError> {
-        self.program().map(|_| ())
+        self.binary().find().map(|_| ())
     }
 
     fn run(
@@ -106,19 +109,20 @@ impl Agent for Codex {
         project_dir: &Path,
         cancel: &CancelToken,
     ) -> Result<AgentOutcome, AgentError> {
-        let program = self.program()?;
-        let mut spec = ProcessSpec::new(program.as_os_str(), project_dir, self.config.timeout);
-        spec.args = self.args(task);
+        let mut env = Vec::new();
         if let Some(home) = &self.config.home
             && std::env::var_os("CODEX_HOME").is_none()
         {
-            spec = spec.env("CODEX_HOME", home);
+            env.push(("CODEX_HOME".to_string(), home.display().to_string()));
         }
-        for (key, value) in &self.config.env {
-            spec = spec.env(key, value);
-        }
-        let output =
-            process::run(&spec, cancel).map_err(|e| spawn_error(e, INSTALL, "codex.command"))?;
+        env.extend(self.config.env.iter().cloned());
+        let output = self.binary().run(
+            self.args(task),
+            &env,
+            project_dir,
+            self.config.timeout,
+            cancel,
+        )?;
         Ok(outcome_of(&output))
     }
 }

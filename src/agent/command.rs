@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Agent, AgentError, AgentOutcome, AgentStatus, tail_lines};
+use super::{Agent, AgentError, AgentOutcome, AgentStatus, stderr_suffix, tail_lines};
 use crate::process::{self, CancelToken, ProcessSpec, SpawnError, Stop};
 
 /// The setting that holds the template, for messages.
@@ -138,22 +138,12 @@ impl Agent for CommandAgent {
                         "the shell could not run `{}` ({}); fix {SETTING}{}",
                         self.config.template,
                         output.exit,
-                        match tail_lines(output.stderr.trim(), 2) {
-                            s if s.is_empty() => String::new(),
-                            s => format!(": {s}"),
-                        }
+                        stderr_suffix(&output.stderr, 2)
                     ),
                 }
             }
             Stop::Exited => AgentStatus::Failed {
-                reason: format!(
-                    "{}{}",
-                    output.exit,
-                    match tail_lines(output.stderr.trim(), 5) {
-                        s if s.is_empty() => String::new(),
-                        s => format!(": {s}"),
-                    }
-                ),
+                reason: format!("{}{}", output.exit, stderr_suffix(&output.stderr, 5)),
             },
         };
         Ok(outcome)

@@ -6,16 +6,16 @@
 //! fatal errors have codes of their own (41 auth, 42 input, 52 config, 53 turn limit).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::{
-    Agent, AgentError, AgentOutcome, AgentStatus, Usage, api_error_hint, find, last_json_object,
-    spawn_error, tail_lines,
+    Agent, AgentError, AgentOutcome, AgentStatus, Binary, Usage, api_error_hint, last_json_object,
+    tail_lines,
 };
-use crate::process::{self, CancelToken, Exit, ProcessOutput, ProcessSpec, Stop};
+use crate::process::{CancelToken, Exit, ProcessOutput, Stop};
 
 /// How to install Gemini CLI.
 const INSTALL: &str = "npm install -g @google/gemini-cli";
@@ -70,8 +70,12 @@ impl Gemini {
         args
     }
 
-    fn program(&self) -> Result<PathBuf, AgentError> {
-        find(&self.config.command, INSTALL, "gemini.command")
+    fn binary(&self) -> Binary<'_> {
+        Binary {
+            command: &self.config.command,
+            install: INSTALL,
+            setting: "gemini.command",
+        }
     }
 }
 
@@ -85,7 +89,7 @@ impl Agent for Gemini {
     }
 
     fn check(&self) -> Result<(), AgentError> {
-        self.program().map(|_| ())
+        self.binary().find().map(|_| ())
     }
 
     fn run(
@@ -94,14 +98,13 @@ impl Agent for Gemini {
         project_dir: &Path,
         cancel: &CancelToken,
     ) -> Result<AgentOutcome, AgentError> {
-        let program = self.program()?;
-        let mut spec = ProcessSpec::new(program.as_os_str(), project_dir, self.config.timeout);
-        spec.args = self.args(task);
-        for (key, value) in &self.config.env {
-            spec = spec.env(key, value);
-        }
-        let output =
-            process::run(&spec, cancel).map_err(|e| spawn_error(e, INSTALL, "gemini.command"))?;
+        let output = self.binary().run(
+            self.args(task),
+            &self.config.env,
+            project_dir,
+            self.config.timeout,
+            cancel,
+        )?;
         Ok(outcome_of(&output))
     }
 }

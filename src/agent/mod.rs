@@ -6,12 +6,13 @@ pub mod codex;
 pub mod command;
 pub mod gemini;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::process::{self, CancelToken, SpawnError};
+use crate::process::{self, CancelToken, ProcessOutput, ProcessSpec, SpawnError};
 
 /// How an agent's run on a task ended.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -216,33 +217,61 @@ pub fn api_error_hint(status: Option<u16>) -> &'static str {
     }
 }
 
-/// The error for a program that could not be started, naming how to install it.
-pub(crate) fn spawn_error(
-    error: SpawnError,
-    install: &'static str,
-    setting: &'static str,
-) -> AgentError {
-    match error {
-        SpawnError::NotFound { program } => AgentError::NotFound {
-            program,
-            install,
-            setting,
-        },
-        SpawnError::Other { program, source } => AgentError::Spawn { program, source },
+/// An agent CLI as configured: the command, how to install it, and the config key that names
+/// it, so every "not found" says how to fix it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Binary<'a> {
+    /// `claude`, or a path.
+    pub command: &'a str,
+    /// How to install it.
+    pub install: &'static str,
+    /// The config key that names the binary.
+    pub setting: &'static str,
+}
+
+impl Binary<'_> {
+    /// Finds the binary on PATH (or as a path), or says how to install it.
+    pub(crate) fn find(&self) -> Result<PathBuf, AgentError> {
+        process::find_program(self.command).ok_or_else(|| AgentError::NotFound {
+            program: self.command.to_string(),
+            install: self.install,
+            setting: self.setting,
+        })
+    }
+
+    /// Runs the agent headless in `project_dir` (own process group, null stdin, killed at
+    /// `timeout` or on Ctrl-C) with `args` and `env` added to the inherited environment.
+    pub(crate) fn run(
+        &self,
+        args: Vec<OsString>,
+        env: &[(String, String)],
+        project_dir: &Path,
+        timeout: Duration,
+        cancel: &CancelToken,
+    ) -> Result<ProcessOutput, AgentError> {
+        let program = self.find()?;
+        let mut spec = ProcessSpec::new(program.as_os_str(), project_dir, timeout);
+        spec.args = args;
+        for (key, value) in env {
+            spec = spec.env(key, value);
+        }
+        process::run(&spec, cancel).map_err(|e| match e {
+            SpawnError::NotFound { program } => AgentError::NotFound {
+                program,
+                install: self.install,
+                setting: self.setting,
+            },
+            SpawnError::Other { program, source } => AgentError::Spawn { program, source },
+        })
     }
 }
 
-/// Finds `command` on PATH (or as a path), or says how to install it.
-pub(crate) fn find(
-    command: &str,
-    install: &'static str,
-    setting: &'static str,
-) -> Result<PathBuf, AgentError> {
-    process::find_program(command).ok_or_else(|| AgentError::NotFound {
-        program: command.to_string(),
-        install,
-        setting,
-    })
+/// `": <last lines of stderr>"`, or nothing when stderr is empty: the tail of a failure reason.
+pub(crate) fn stderr_suffix(stderr: &str, lines: usize) -> String {
+    match tail_lines(stderr.trim(), lines) {
+        s if s.is_empty() => String::new(),
+        s => format!(": {s}"),
+    }
 }
 
 /// The last complete JSON value in `text` that starts at the beginning of a line and
