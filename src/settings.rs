@@ -262,6 +262,9 @@ pub struct Settings {
     /// Logging.
     #[serde(deserialize_with = "null_as_default")]
     pub logging: LoggingSettings,
+    /// What never leaves the machine.
+    #[serde(deserialize_with = "null_as_default")]
+    pub redaction: RedactionSettings,
 }
 
 impl Default for Settings {
@@ -276,6 +279,7 @@ impl Default for Settings {
             claude: ClaudeSettings::default(),
             rules: RulesSettings::default(),
             logging: LoggingSettings::default(),
+            redaction: RedactionSettings::default(),
         }
     }
 }
@@ -432,13 +436,14 @@ fn default_failure_sources() -> Vec<FailureSource> {
         .collect()
 }
 
-/// The prototype's prompt names; types it did not know use `default`.
+/// The prototype's prompt names (`default` for test failures), and `<type>_system` for
+/// every other type: each has a built-in prompt of its own.
 fn default_failure_prompts() -> BTreeMap<String, String> {
     KNOWN_FAILURE_TYPES
         .iter()
         .map(|kind| {
             let prompt = match *kind {
-                "test_failure" | "scope_error" | "config_error" | "other" => "default".to_string(),
+                "test_failure" => "default".to_string(),
                 other => format!("{other}_system"),
             };
             ((*kind).to_string(), prompt)
@@ -532,6 +537,21 @@ pub struct LoggingSettings {
     /// Line format string, kept as given.
     #[serde(deserialize_with = "non_empty_opt")]
     pub format: Option<String>,
+}
+
+/// `redaction:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RedactionSettings {
+    /// File-name globs whose content is never sent to a teacher, in addition to the
+    /// built-in ones (`.env*`, `*.pem`, `id_*`, …). A glob with a `/` matches the whole
+    /// path (`config/secrets/*`, `**/credentials.yml`).
+    #[serde(deserialize_with = "string_list")]
+    pub private_files: Vec<String>,
+    /// Extra regular expressions whose matches are removed before sending; only the
+    /// group named `secret` is removed when there is one.
+    #[serde(deserialize_with = "string_list")]
+    pub patterns: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1294,6 +1314,32 @@ impl Settings {
             checks.push((
                 "failure_sources",
                 Some("every entry needs a name".to_string()),
+            ));
+        }
+        if self
+            .redaction
+            .private_files
+            .iter()
+            .any(|p| p.trim().is_empty())
+        {
+            checks.push((
+                "redaction.private_files",
+                Some("entries must not be empty".to_string()),
+            ));
+        }
+        if let Some(problem) = self
+            .redaction
+            .patterns
+            .iter()
+            .find_map(|p| regex::Regex::new(p).err().map(|e| (p, e)))
+        {
+            checks.push((
+                "redaction.patterns",
+                Some(format!(
+                    "{:?} is not a valid regular expression: {}",
+                    problem.0,
+                    problem.1.to_string().lines().last().unwrap_or("").trim()
+                )),
             ));
         }
         if self.failure_prompts.values().any(|p| p.trim().is_empty()) {

@@ -7,4 +7,5 @@
 mod support;
 
 mod e2e_claude;
+mod redaction;
 mod rules_file;

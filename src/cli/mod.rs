@@ -1,7 +1,10 @@
 //! The command line: arguments, set-up of the run from settings, rendering, exit codes.
 //! The only layer that talks to the user.
 
+mod redact;
 mod render;
+mod report;
+mod teachers;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -14,15 +17,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::agent::Agent;
 use crate::agent::claude::{ClaudeCode, ClaudeConfig};
 use crate::events::RunOutcome;
-use crate::failure::DEFAULT_PRIVATE_FILES;
 use crate::git::Repo;
 use crate::learning_loop::{self, Learner, Lesson, RunPlan};
 use crate::process::CancelToken;
 use crate::record::{self, FailureStatus, Record};
-use crate::settings::{self, ConfigError, Loaded, Overrides, Settings, TeacherMode, TestFramework};
-use crate::teacher::Teacher;
-use crate::teacher::anthropic::{AnthropicConfig, AnthropicTeacher, DEFAULT_BASE_URL};
-use crate::teacher::offline::OfflineTeacher;
+use crate::settings::{self, ConfigError, Loaded, Overrides, Settings, TestFramework};
 use crate::testing::{self, Framework};
 use render::{HumanRenderer, JsonRenderer};
 
@@ -38,6 +37,8 @@ Examples:
   promptloop run \"Fix safe_divide to return None on division by zero\" -d examples/calculator
   promptloop run \"Add input validation\" --max-retries 5 --config promptloop.yaml --json
   promptloop learn                 # analyse failures a teacher could not analyse before
+  promptloop report-failure -f planning_error -D \"Built a new service instead of extending one\"
+  promptloop redact .env.example   # see what a teacher would be sent
   promptloop config check          # validate the config and print the effective settings
 
 Configuration is read from --config FILE, else ./promptloop.yaml, else
@@ -69,6 +70,11 @@ enum Command {
     Run(RunArgs),
     /// Analyse the failures kept as pending (teacher was down or unset) and write their rules.
     Learn(LearnArgs),
+    /// Report a mistake the tests did not catch (a wrong plan, a duplicate, a bad config)
+    /// and learn a rule from it.
+    ReportFailure(report::ReportArgs),
+    /// Show what would be sent to a teacher: a file, stdin or a stored failure, redacted.
+    Redact(redact::RedactArgs),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -98,7 +104,8 @@ struct CommonArgs {
     /// The config file (default: ./promptloop.yaml, then ~/.config/promptloop/config.yaml).
     #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The teacher: auto, anthropic (alias local), offline (overrides teacher.mode).
+    /// The teacher: auto, anthropic (alias local), openai, webhook, claude-cli, offline
+    /// (overrides teacher.mode).
     #[arg(short, long, value_name = "MODE")]
     teacher: Option<String>,
     /// The instruction file rules are written to (default: the project's CLAUDE.md).
@@ -144,6 +151,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Learn(args) => learn(args),
+        Command::ReportFailure(args) => report::report_failure(args),
+        Command::Redact(args) => redact::redact(args),
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
     }
 }
@@ -153,6 +162,8 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
     const KNOWN: &[&str] = &[
         "run",
         "learn",
+        "report-failure",
+        "redact",
         "config",
         "help",
         "-h",
@@ -255,74 +266,12 @@ fn claude_agent(settings: &Settings) -> ClaudeCode {
     })
 }
 
-/// The teacher the settings ask for, or why there is none. A teacher that was asked for
-/// by name but cannot work (no key) is a configuration error; `auto` without any teacher
-/// keeps failures pending.
-fn make_teacher(settings: &Settings) -> Result<Result<Box<dyn Teacher>, String>, Failure> {
-    let t = &settings.teacher;
-    let key_env = t
-        .api_key_env_name()
-        .unwrap_or("ANTHROPIC_API_KEY")
-        .to_string();
-    let key = std::env::var(&key_env)
-        .ok()
-        .filter(|k| !k.trim().is_empty());
-    let anthropic = |api_key: String| -> Result<Box<dyn Teacher>, Failure> {
-        let base_url = t
-            .base_url
-            .clone()
-            .or_else(|| {
-                std::env::var("ANTHROPIC_BASE_URL")
-                    .ok()
-                    .filter(|u| !u.is_empty())
-            })
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-        let teacher = AnthropicTeacher::new(AnthropicConfig {
-            base_url,
-            api_key,
-            model: t.model.clone(),
-            max_tokens: t.max_tokens,
-            deadline: t.timeout,
-        })
-        .map_err(|e| Failure::usage(e.to_string()))?;
-        Ok(Box::new(teacher))
-    };
-    match t.mode {
-        TeacherMode::Offline => Ok(Ok(Box::new(OfflineTeacher))),
-        TeacherMode::Anthropic => match key {
-            Some(key) => Ok(Ok(anthropic(key)?)),
-            None => Err(Failure::usage(format!(
-                "teacher.mode anthropic needs an API key in ${key_env}; set it, or choose \
-                 another teacher with --teacher offline"
-            ))),
-        },
-        TeacherMode::Auto => match key {
-            Some(key) => Ok(Ok(anthropic(key)?)),
-            None => Ok(Err(format!(
-                "no teacher available: set ${key_env} for the Anthropic teacher, or \
-                 teacher.mode: offline; then run `promptloop learn`"
-            ))),
-        },
-        other => Err(Failure::usage(format!(
-            "teacher.mode {other} is not available in this version; valid now: auto, \
-             anthropic (alias local), offline"
-        ))),
-    }
-}
-
 fn framework(settings: &Settings) -> Framework {
     match settings.tests.framework {
         TestFramework::Pytest => Framework::Pytest,
         TestFramework::Auto => testing::detect(&settings.tests.command),
         TestFramework::None | TestFramework::Junit => Framework::Plain,
     }
-}
-
-fn private_files() -> Vec<String> {
-    DEFAULT_PRIVATE_FILES
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
 }
 
 /// Ctrl-C once: stop the children and undo the attempt. Twice: leave at once.
@@ -356,16 +305,19 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
         ));
     }
     let project_dir = project_dir(&args.common.project_dir)?;
-    let mut settings = load_settings(args.common.config.as_deref())?.settings;
+    let mut loaded = load_settings(args.common.config.as_deref())?;
     let mut over = overrides(&args.common);
     over.max_retries = args.max_retries;
     over.auto_retry = args.no_auto_retry.then_some(false);
     over.test_command = args.test_command.clone();
-    settings.apply(&over)?;
+    loaded.settings.apply(&over)?;
+    let prompts = teachers::router(&loaded)?;
+    let settings = loaded.settings;
+    let redactor = teachers::redactor(&settings)?;
     let repo = open_repo(&project_dir)?;
     let agent = claude_agent(&settings);
     agent.check().map_err(|e| Failure::usage(e.to_string()))?;
-    let teacher = make_teacher(&settings)?;
+    let teacher = teachers::make_teacher(&settings)?;
     let rules_file = rules_file(&settings, &project_dir, &agent);
     repo.ensure_excluded(&format!("{}/", record::DIR_NAME))
         .map_err(|e| Failure::usage(e.to_string()))?;
@@ -389,12 +341,9 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
         teacher: teacher.as_deref().map_err(Clone::clone),
         rules_file,
         context_budget: settings.learning.context_budget,
-        private_files: private_files(),
-        prompt_name: settings
-            .failure_prompts
-            .get("test_failure")
-            .cloned()
-            .unwrap_or_else(|| "default".into()),
+        private_files: teachers::private_files(&settings),
+        prompts,
+        redactor: &redactor,
     };
     let mut human = HumanRenderer::new();
     let mut machine = JsonRenderer;
@@ -421,10 +370,13 @@ fn learn(args: LearnArgs) -> ExitCode {
 
 fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     let project_dir = project_dir(&args.common.project_dir)?;
-    let mut settings = load_settings(args.common.config.as_deref())?.settings;
-    settings.apply(&overrides(&args.common))?;
+    let mut loaded = load_settings(args.common.config.as_deref())?;
+    loaded.settings.apply(&overrides(&args.common))?;
+    let prompts = teachers::router(&loaded)?;
+    let settings = loaded.settings;
+    let redactor = teachers::redactor(&settings)?;
     let agent = claude_agent(&settings);
-    let teacher = match make_teacher(&settings)? {
+    let teacher = match teachers::make_teacher(&settings)? {
         Ok(t) => t,
         Err(why) => return Err(Failure::usage(why)),
     };
@@ -437,16 +389,14 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
         .collect();
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
-    let learner = Learner {
+    let default_rules_file = rules_file(&settings, &project_dir, &agent);
+    let mut learner = Learner {
         teacher: Ok(teacher.as_ref()),
-        rules_file: rules_file(&settings, &project_dir, &agent),
+        rules_file: default_rules_file.clone(),
         context_budget: settings.learning.context_budget,
-        private_files: private_files(),
-        prompt_name: settings
-            .failure_prompts
-            .get("test_failure")
-            .cloned()
-            .unwrap_or_else(|| "default".into()),
+        private_files: teachers::private_files(&settings),
+        prompts,
+        redactor: &redactor,
     };
     let mut human = HumanRenderer::new();
     let mut machine = JsonRenderer;
@@ -457,6 +407,12 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     }
     let mut still_pending = 0;
     for stored in pending {
+        // The file its run or report chose (`--scope global`, `--rules-file`), unless this
+        // command names one.
+        learner.rules_file = match (&args.common.rules_file, &stored.rules_file) {
+            (None, Some(file)) => PathBuf::from(file),
+            _ => default_rules_file.clone(),
+        };
         let mut emit = |e: crate::events::Event| reporter.report(&e);
         let lesson = learner
             .analyse(stored.context, stored.tries, &record, &mut emit, &cancel)
@@ -491,6 +447,9 @@ fn config_check_inner(args: ConfigArgs) -> Result<u8, Failure> {
     let cwd = std::env::current_dir()
         .map_err(|e| Failure::usage(format!("read the current directory: {e}")))?;
     let loaded = settings::load(args.config.as_deref(), &cwd, &settings::process_env)?;
+    // Prompt files and patterns are checked here too, so a typo shows before a run.
+    teachers::router(&loaded)?;
+    teachers::redactor(&loaded.settings)?;
     let source = match loaded.source.path() {
         Some(p) => p.display().to_string(),
         None => "built-in defaults".to_string(),
