@@ -300,11 +300,12 @@ impl Redactor {
             }
         }
         let generated = [
-            // `.env` lines and shell/Dockerfile assignments: `DB_PASSWORD=hunter2`.
+            // `.env` lines and shell/Dockerfile assignments: `DB_PASSWORD=hunter2` (also as a
+    // diff's `+`/`-` line).
             (
                 "env-secret",
                 format!(
-                    r#"(?m)^[ \t]*(?:-[ \t]+|export[ \t]+|ENV[ \t]+|ARG[ \t]+|set[ \t]+)?["']?(?P<name>[A-Z_][A-Z0-9_]*{upper}[A-Z0-9_]*|[A-Z][A-Z0-9_]*_KEY)=(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"'#]*))"#,
+                    r#"(?m)^[+-]?[ \t]*(?:-[ \t]+|export[ \t]+|ENV[ \t]+|ARG[ \t]+|set[ \t]+)?["']?(?P<name>[A-Z_][A-Z0-9_]*{upper}[A-Z0-9_]*|[A-Z][A-Z0-9_]*_KEY)=(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"'#]*))"#,
                     upper = SECRET_NAME.to_uppercase()
                 ),
                 Check::Value,
@@ -313,7 +314,7 @@ impl Redactor {
             (
                 "config-secret",
                 format!(
-                    r#"(?im)^[ \t]*(?:-[ \t]+)?["']?(?P<name>[A-Za-z0-9_.\-]*{SECRET_NAME}[A-Za-z0-9_.\-]*)["']?[ \t]*(?P<sep>[:=])[ \t]+(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"'#,;{{}}\[\]]+))[ \t]*(?:#.*)?$"#
+                    r#"(?im)^[+-]?[ \t]*(?:-[ \t]+)?["']?(?P<name>[A-Za-z0-9_.\-]*{SECRET_NAME}[A-Za-z0-9_.\-]*)["']?[ \t]*(?P<sep>[:=])[ \t]+(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"'#,;{{}}\[\]]+))[ \t]*(?:#.*)?$"#
                 ),
                 Check::Literal,
             ),

@@ -1,4 +1,5 @@
-//! The redactor against a corpus of planted secrets (tests/fixtures/redaction/) and against
+//! The redactor against a corpus of planted secrets (tests/fixtures/redaction/, listed in
+//! tests/fixtures/redaction-secrets.tsv) and against
 //! ordinary source code that holds none: every planted secret is removed, and normal code
 //! is left readable. The figures printed here are the ones in docs/teachers.md; run
 //! `cargo test redaction_false_positives -- --nocapture` to see them.
@@ -15,15 +16,11 @@ pub fn corpus_dir() -> PathBuf {
     repo_root().join("tests/fixtures/redaction")
 }
 
-/// The corpus files (everything but the manifest and the README).
+/// The corpus files.
 pub fn corpus_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
         .expect("corpus dir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name != "secrets.txt" && name != "README.md"
-        })
         .collect();
     files.sort();
     files
@@ -32,7 +29,9 @@ pub fn corpus_files() -> Vec<PathBuf> {
 /// Every planted secret: the manifest's values, plus each line inside a private-key block of
 /// any corpus file (as it appears there, and as JSON writes it with `\n`).
 pub fn corpus_secrets() -> Vec<(String, String)> {
-    let manifest = std::fs::read_to_string(corpus_dir().join("secrets.txt")).expect("manifest");
+    let manifest =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/redaction-secrets.tsv"))
+            .expect("manifest");
     let mut secrets: Vec<(String, String)> = manifest
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())

@@ -8,4 +8,6 @@ mod support;
 
 mod e2e_claude;
 mod redaction;
+mod report_failure;
 mod rules_file;
+mod teachers;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_anthropic;
+pub mod loopback;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
