@@ -10,6 +10,8 @@ python3 -m pytest --version
 # The real agent CLIs the end-to-end tests drive against loopback model servers.
 npm ci --prefix tests/agents --no-audit --no-fund --loglevel=error
 tests/agents/node_modules/.bin/claude --version
+# node also runs the shipped n8n workflow's own code in the webhook teacher's tests.
+node --version
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

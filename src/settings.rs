@@ -1956,6 +1956,33 @@ logging:
         }
     }
 
+    #[test]
+    fn redaction_section_adds_private_files_and_checked_patterns() {
+        let (s, warnings) = parse(
+            "redaction:\n  private_files: [\"config/secrets/*\", \"*.vault\"]\n  patterns: ['ACME-[0-9]{6}']\n",
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(s.redaction.private_files, ["config/secrets/*", "*.vault"]);
+        assert_eq!(s.redaction.patterns, ["ACME-[0-9]{6}"]);
+        let err = parse_err("redaction:\n  patterns: ['ok', '(unclosed']\n");
+        let text = err.to_string();
+        assert!(text.contains("redaction.patterns"), "{text}");
+        assert!(text.contains("(unclosed"), "{text}");
+        assert!(err.position().is_some(), "{text}");
+        let err = parse_err("redaction:\n  private_files: ['']\n");
+        assert!(err.to_string().contains("redaction.private_files"), "{err}");
+    }
+
+    #[test]
+    fn every_failure_type_routes_to_its_own_prompt_by_default() {
+        let s = Settings::default();
+        assert_eq!(s.failure_prompts["test_failure"], "default");
+        for kind in KNOWN_FAILURE_TYPES.iter().filter(|k| **k != "test_failure") {
+            assert_eq!(s.failure_prompts[*kind], format!("{kind}_system"));
+        }
+    }
+
     fn pos(line: u64, column: u64) -> Option<Position> {
         Some(Position { line, column })
     }

@@ -13,6 +13,22 @@ use crate::support::loopback::{self, N8n};
 use crate::support::{Project, claude_bin, events, of_type};
 use crate::teachers::{Kind, MANUAL_TYPES, Server, answer_for, naming_model, stored_failures};
 
+/// A PATH with git and nothing else, so that `auto` finds no Claude Code even on a machine
+/// that has one installed.
+fn path_without_claude(project: &Project) -> String {
+    let dir = project.home.path().join("only-git");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let git = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("git"))
+        .find(|p| p.is_file())
+        .expect("git on PATH");
+    let link = dir.join("git");
+    if !link.exists() {
+        std::os::unix::fs::symlink(git, &link).expect("symlink");
+    }
+    dir.display().to_string()
+}
+
 fn teacher_server() -> FakeAnthropic {
     FakeAnthropic::start(|r: &Request| {
         let system = r.body["system"].as_str().unwrap_or("").to_string();
@@ -182,7 +198,7 @@ fn a_global_report_kept_pending_is_completed_into_the_global_file() {
     // No key, no Claude Code on PATH: `auto` has no teacher, the report is kept.
     let out = project
         .promptloop()
-        .env("PATH", "/usr/bin:/bin")
+        .env("PATH", path_without_claude(&project))
         .args([
             "report-failure",
             "-f",
@@ -253,7 +269,10 @@ fn auto_picks_anthropic_with_a_key_then_claude_code_on_path() {
         .promptloop(&project)
         .env_remove("ANTHROPIC_API_KEY")
         .env("ANTHROPIC_AUTH_TOKEN", "claude-login-token")
-        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), path_without_claude(&project)),
+        )
         .args([
             "report-failure",
             "-f",
@@ -580,7 +599,7 @@ fn redact_failure_shows_the_lesson_a_teacher_would_get() {
     // No teacher: the report is kept, then inspected.
     project
         .promptloop()
-        .env("PATH", "/usr/bin:/bin")
+        .env("PATH", path_without_claude(&project))
         .args([
             "report-failure",
             "-f",
