@@ -104,7 +104,7 @@ pub(super) struct ReportArgs {
     /// The config file (default: ./promptloop.yaml, then ~/.config/promptloop/config.yaml).
     #[arg(short = 'c', long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The project the mistake happened in (default: the current directory).
+    /// The project the mistake happened in.
     #[arg(short = 'd', long, value_name = "DIR", default_value = ".")]
     project_dir: PathBuf,
     /// The instruction file the rule goes to (overrides --scope and rules.file).
