@@ -20,6 +20,8 @@ if ! command -v go >/dev/null; then
 fi
 go version
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+# node also runs the shipped n8n workflow's own code in the webhook teacher's tests.
+node --version
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::testing::TestFailure;
 
-/// Files whose content is never sent, even as diff (matched on the file name).
+/// Files whose content is never sent, even as diff (matched on the file name; a glob with
+/// a `/` on the whole path). `id_*` alone would hide source files like `id_utils.py`, so the
+/// SSH key names are listed one by one.
 pub const DEFAULT_PRIVATE_FILES: &[&str] = &[
-    ".env",
-    ".env.*",
+    ".env*",
     "*.pem",
     "*.key",
     "id_rsa*",
@@ -25,6 +26,20 @@ pub const DEFAULT_PRIVATE_FILES: &[&str] = &[
     ".pgpass",
     "credentials",
     "credentials.json",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".dockercfg",
+    ".docker/config.json",
+    "*.keystore",
+    "*.jks",
+    "*.kdbx",
+    "*.tfvars",
+    "*.tfstate",
+    "*.tfstate.backup",
+    "secrets.y*ml",
+    "*.secret",
+    "*.secrets",
 ];
 
 /// Files whose diff is noise for a teacher (matched on the file name).
@@ -154,6 +169,33 @@ impl FailureContext {
         out
     }
 
+    /// The diff and the error logs on their own, within `budget` characters together, for
+    /// protocols that send them as separate fields (the n8n webhook).
+    pub fn parts(&self, budget: usize, private_files: &[String]) -> (String, String) {
+        let mut logs = String::new();
+        if let Some(d) = &self.description {
+            logs.push_str(&format!("What went wrong:\n{}\n\n", clip(d, budget / 4)));
+        }
+        if let Some(c) = &self.context {
+            logs.push_str(&format!("Context:\n{}\n\n", clip(c, budget / 6)));
+        }
+        let evidence = self.evidence(budget / 3);
+        if !evidence.is_empty() {
+            logs.push_str(&evidence);
+        } else {
+            for id in &self.failing_ids {
+                logs.push_str(&format!("FAILED {id}\n"));
+            }
+        }
+        let summary = clip_tail(&self.test_summary, budget / 6);
+        if !summary.is_empty() {
+            logs.push_str(&format!("\n{summary}\n"));
+        }
+        let diff = filter_diff(&self.diff, private_files);
+        let diff = fit_diff(&diff, budget.saturating_sub(logs.len()).max(budget / 3));
+        (diff, logs.trim_end().to_string())
+    }
+
     fn evidence(&self, budget: usize) -> String {
         if self.tests.is_empty() {
             return String::new();
@@ -250,7 +292,15 @@ fn filter_diff(diff: &str, private_files: &[String]) -> String {
     split_diff(diff)
         .into_iter()
         .map(|(name, body)| {
-            if matches_any(&name, private_files.iter().map(String::as_str)) {
+            // A rename moves content: private on either side keeps it back.
+            let old_name = body
+                .lines()
+                .next()
+                .and_then(|h| h.strip_prefix("diff --git a/"))
+                .and_then(|h| h.split(" b/").next())
+                .unwrap_or("");
+            let private = |n: &str| matches_any(n, private_files.iter().map(String::as_str));
+            if private(&name) || (!old_name.is_empty() && private(old_name)) {
                 format!("diff --git a/{name} b/{name}\n[content not sent: private file]\n")
             } else {
                 body.to_string()
@@ -312,12 +362,23 @@ fn split_diff(diff: &str) -> Vec<(String, &str)> {
     parts
 }
 
-/// Whether the path's file name matches one of `patterns` (`*` matches any run).
+/// Whether the path matches one of `patterns` (`*` matches any run): on the file name, or
+/// on the whole path (or its end) for patterns with a `/`.
 pub fn matches_any<'a>(path: &str, patterns: impl IntoIterator<Item = &'a str>) -> bool {
+    let path = path.trim_start_matches("./");
     let name = path.rsplit('/').next().unwrap_or(path);
-    patterns
-        .into_iter()
-        .any(|p| glob_match(p.as_bytes(), name.as_bytes()))
+    patterns.into_iter().any(|p| {
+        if p.contains('/') {
+            let p = p.trim_start_matches("**/").trim_start_matches('/');
+            // `config/*.yml` matches `config/a.yml` and `app/config/a.yml`.
+            glob_match(p.as_bytes(), path.as_bytes())
+                || path
+                    .match_indices('/')
+                    .any(|(i, _)| glob_match(p.as_bytes(), &path.as_bytes()[i + 1..]))
+        } else {
+            glob_match(p.as_bytes(), name.as_bytes())
+        }
+    })
 }
 
 fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
@@ -474,6 +535,38 @@ mod tests {
         assert!(matches_any("config/.env.local", [".env.*"]));
         assert!(matches_any("certs/server.pem", ["*.pem"]));
         assert!(!matches_any("src/envelope.py", [".env*"]));
+        assert!(matches_any("app/.envrc", [".env*"]));
+        assert!(!matches_any(
+            "src/id_utils.py",
+            DEFAULT_PRIVATE_FILES.iter().copied()
+        ));
+        assert!(matches_any(
+            "home/.ssh/id_ed25519",
+            DEFAULT_PRIVATE_FILES.iter().copied()
+        ));
+    }
+
+    #[test]
+    fn globs_with_a_slash_match_paths() {
+        assert!(matches_any("config/secrets/prod.yml", ["config/secrets/*"]));
+        assert!(matches_any(
+            "app/config/secrets/prod.yml",
+            ["config/secrets/*"]
+        ));
+        assert!(matches_any("deploy/prod/values.yaml", ["**/prod/*.yaml"]));
+        assert!(!matches_any("config/public/a.yml", ["config/secrets/*"]));
+        assert!(matches_any(
+            "home/.docker/config.json",
+            [".docker/config.json"]
+        ));
+        assert!(!matches_any("src/config.json", [".docker/config.json"]));
+    }
+
+    #[test]
+    fn a_private_file_renamed_to_a_public_name_stays_private() {
+        let diff = "diff --git a/.env b/settings.txt\nsimilarity index 90%\nrename from .env\nrename to settings.txt\n+TOKEN=abc\n";
+        let out = filter_diff(diff, &[".env*".to_string()]);
+        assert!(!out.contains("TOKEN=abc"), "{out}");
     }
 
     #[test]

@@ -50,8 +50,10 @@ pub struct Learner<'a> {
     pub context_budget: usize,
     /// File-name patterns whose content is never sent.
     pub private_files: Vec<String>,
-    /// The built-in prompt (or file) for test failures.
-    pub prompt_name: String,
+    /// Failure type → the teacher's system prompt (`failure_prompts`).
+    pub prompts: prompt::Router,
+    /// Removes secrets from everything sent (built-in and `redaction.patterns`).
+    pub redactor: &'a Redactor,
 }
 
 /// What became of one failure.
@@ -93,6 +95,45 @@ pub struct RunSummary {
 }
 
 impl<'a> Learner<'a> {
+    /// Exactly what the teacher gets for `failure` (the prompt for its type, the failure
+    /// redacted and compacted, the rules already known), and how many secrets were removed.
+    pub fn lesson(&self, failure: &FailureContext) -> (teacher::Lesson, usize) {
+        // Redacted field by field before anything is compacted (a clipped secret could slip
+        // past its pattern), then the whole payload once more.
+        let (clean, removed) = self.redactor.redact_failure(failure);
+        let payload = clean.render(self.context_budget, &self.private_files);
+        let redacted = self.redactor.redact(&payload);
+        let (diff, error_logs) = clean.parts(self.context_budget, &self.private_files);
+        let parts = prompt::LessonParts {
+            task: clean.task.clone(),
+            diff: self.redactor.redact(&diff).text,
+            error_logs: self.redactor.redact(&error_logs).text,
+            description: clean.description.clone(),
+            context: clean.context.clone(),
+        };
+        // Rules already in the file, so the teacher does not repeat one; redacted too.
+        let known: Vec<String> = self
+            .rules
+            .known_rules()
+            .iter()
+            .map(|r| self.redactor.redact(r).text)
+            .collect();
+        // Reviewer findings are not test failures: they get the prompt written for them.
+        let routed = if failure.source == "semantic" {
+            self.prompts.route(prompt::SEMANTIC_FINDING_TYPE)
+        } else {
+            self.prompts.route(&failure.failure_type)
+        };
+        let lesson = prompt::lesson(
+            &routed,
+            &failure.failure_type,
+            &redacted.text,
+            parts,
+            &known,
+        );
+        (lesson, removed.count() + redacted.count())
+    }
+
     /// Saves `failure` as pending, asks the teacher, and returns the rule (not yet written).
     pub fn analyse(
         &self,
@@ -102,8 +143,7 @@ impl<'a> Learner<'a> {
         emit: &mut dyn FnMut(Event),
         cancel: &CancelToken,
     ) -> Result<Lesson, LoopError> {
-        let payload = failure.render(self.context_budget, &self.private_files);
-        let redacted = Redactor::get().redact(&payload);
+        let (lesson, redactions) = self.lesson(&failure);
         let fingerprints = crate::fingerprint::of_context(&failure);
         let recurrences = if previous_tries == 0 {
             record.note_recurrences(&fingerprints, &failure.id)?
@@ -117,7 +157,8 @@ impl<'a> Learner<'a> {
             last_error: None,
             tries: previous_tries,
             rule: None,
-            rules_file: None,
+            // Where its rule goes, so `promptloop learn` writes it there later.
+            rules_file: Some(self.rules.primary().display().to_string()),
             teacher: None,
             teacher_answer: None,
             fingerprints,
@@ -140,8 +181,8 @@ impl<'a> Learner<'a> {
             attempt: stored.context.attempt.unwrap_or(0),
             failure_id: stored.context.id.clone(),
             failure_type: stored.context.failure_type.clone(),
-            payload_chars: redacted.text.len(),
-            redactions: redacted.count(),
+            payload_chars: lesson.user.len(),
+            redactions,
         });
         let teacher = match &self.teacher {
             Ok(t) => *t,
@@ -155,20 +196,6 @@ impl<'a> Learner<'a> {
                 return Ok(Lesson::Pending(Box::new(stored)));
             }
         };
-        // Rules already in the file, so the teacher does not repeat one; redacted too.
-        let known: Vec<String> = self
-            .rules
-            .known_rules()
-            .iter()
-            .map(|r| Redactor::get().redact(r).text)
-            .collect();
-        // Reviewer findings are not test failures: they get the prompt written for them.
-        let prompt_name = if stored.context.source == "semantic" {
-            "semantic"
-        } else {
-            self.prompt_name.as_str()
-        };
-        let lesson = prompt::lesson(prompt_name, &redacted.text, &known);
         emit(Event::TeacherStarted {
             failure_id: stored.context.id.clone(),
             teacher: teacher.name(),
@@ -207,7 +234,7 @@ impl<'a> Learner<'a> {
         let added = self.rules.add(&learned.rule, &entry)?;
         stored.status = FailureStatus::Learned;
         stored.rule = Some(learned.rule.clone());
-        stored.rules_file = Some(self.rules.display().join(", "));
+        stored.rules_file = Some(self.rules.primary().display().to_string());
         stored.last_error = None;
         record.save_failure(&stored)?;
         emit(Event::RuleLearned {

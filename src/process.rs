@@ -57,6 +57,8 @@ pub struct ProcessSpec {
     pub timeout: Duration,
     /// Time between TERM and KILL.
     pub grace: Duration,
+    /// Bytes written to the child's standard input, which is then closed; `None`: /dev/null.
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl ProcessSpec {
@@ -69,6 +71,7 @@ impl ProcessSpec {
             env: Vec::new(),
             timeout,
             grace: DEFAULT_GRACE,
+            stdin: None,
         }
     }
 
@@ -170,7 +173,11 @@ pub fn run(spec: &ProcessSpec, cancel: &CancelToken) -> Result<ProcessOutput, Sp
     command
         .args(&spec.args)
         .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own group: Ctrl-C in the terminal reaches us only, and we can kill the
@@ -193,6 +200,14 @@ pub fn run(spec: &ProcessSpec, cancel: &CancelToken) -> Result<ProcessOutput, Sp
         }
     })?;
     let pgid = child.id() as i32;
+    if let (Some(input), Some(mut pipe)) = (spec.stdin.clone(), child.stdin.take()) {
+        // On its own thread: a child that does not read must not block us; a child that
+        // exits early makes the write fail, which is its business, not ours.
+        thread::spawn(move || {
+            use std::io::Write;
+            let _ = pipe.write_all(&input);
+        });
+    }
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let stdout = drain(child.stdout.take(), done_tx.clone());
     let stderr = drain(child.stderr.take(), done_tx);

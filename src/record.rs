@@ -65,7 +65,8 @@ pub struct StoredFailure {
     pub tries: u32,
     /// The rule learned from it.
     pub rule: Option<Rule>,
-    /// The file the rule went to.
+    /// The file the rule goes to (set when the failure is captured, so `promptloop learn`
+    /// writes a pending failure's rule where its run or report meant it to go).
     pub rules_file: Option<String>,
     /// The teacher that answered.
     pub teacher: Option<String>,

@@ -11,6 +11,7 @@ use crate::learning_loop::{Learner, Lesson as LearnedLesson, LoopError};
 use crate::process::CancelToken;
 use crate::record::Record;
 use crate::redact::Redactor;
+use crate::teacher::prompt::LessonParts;
 use crate::teacher::{Lesson, Teacher, TeacherError, TeacherReply};
 
 /// The kinds of problem the reviewer looks for, and the failure type each becomes.
@@ -117,13 +118,27 @@ pub fn review(
     attempt: &FailureContext,
     budget: usize,
     private_files: &[String],
+    redactor: &Redactor,
     cancel: &CancelToken,
 ) -> Result<Review, ReviewError> {
-    let payload = attempt.render(budget, private_files);
-    let redacted = Redactor::get().redact(&payload).text;
+    // Field by field before compaction (a clipped secret could slip past its pattern), then
+    // the whole payload once more, as for every teacher request.
+    let (clean, _) = redactor.redact_failure(attempt);
+    let payload = redactor.redact(&clean.render(budget, private_files)).text;
+    let (diff, error_logs) = clean.parts(budget, private_files);
     let lesson = Lesson {
         system: SYSTEM.to_string(),
-        user: format!("# The finished attempt\n\n{redacted}"),
+        user: format!("# The finished attempt\n\n{payload}"),
+        failure_type: "semantic_review".to_string(),
+        prompt_name: "semantic_review".to_string(),
+        parts: LessonParts {
+            task: clean.task.clone(),
+            diff: redactor.redact(&diff).text,
+            error_logs: redactor.redact(&error_logs).text,
+            description: None,
+            context: None,
+        },
+        known_rules: Vec::new(),
     };
     let reply = teacher.ask(&lesson, attempt, None, cancel)?;
     let mut findings = parse_findings(&reply.text)?;
@@ -237,6 +252,7 @@ pub fn review_and_learn(
         attempt_context,
         learner.context_budget,
         &learner.private_files,
+        learner.redactor,
         cancel,
     );
     let review = match result {

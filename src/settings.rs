@@ -307,6 +307,9 @@ pub struct Settings {
     /// Logging.
     #[serde(deserialize_with = "null_as_default")]
     pub logging: LoggingSettings,
+    /// What never leaves the machine.
+    #[serde(deserialize_with = "null_as_default")]
+    pub redaction: RedactionSettings,
 }
 
 impl Default for Settings {
@@ -326,6 +329,7 @@ impl Default for Settings {
             gemini: GeminiSettings::default(),
             rules: RulesSettings::default(),
             logging: LoggingSettings::default(),
+            redaction: RedactionSettings::default(),
         }
     }
 }
@@ -482,13 +486,14 @@ fn default_failure_sources() -> Vec<FailureSource> {
         .collect()
 }
 
-/// The prototype's prompt names; types it did not know use `default`.
+/// The prototype's prompt names (`default` for test failures), and `<type>_system` for
+/// every other type: each has a built-in prompt of its own.
 fn default_failure_prompts() -> BTreeMap<String, String> {
     KNOWN_FAILURE_TYPES
         .iter()
         .map(|kind| {
             let prompt = match *kind {
-                "test_failure" | "scope_error" | "config_error" | "other" => "default".to_string(),
+                "test_failure" => "default".to_string(),
                 other => format!("{other}_system"),
             };
             ((*kind).to_string(), prompt)
@@ -624,6 +629,21 @@ pub struct LoggingSettings {
     /// Line format string, kept as given.
     #[serde(deserialize_with = "non_empty_opt")]
     pub format: Option<String>,
+}
+
+/// `redaction:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct RedactionSettings {
+    /// File-name globs whose content is never sent to a teacher, in addition to the
+    /// built-in ones (`.env*`, `*.pem`, `id_*`, …). A glob with a `/` matches the whole
+    /// path (`config/secrets/*`, `**/credentials.yml`).
+    #[serde(deserialize_with = "string_list")]
+    pub private_files: Vec<String>,
+    /// Extra regular expressions whose matches are removed before sending; only the
+    /// group named `secret` is removed when there is one.
+    #[serde(deserialize_with = "string_list")]
+    pub patterns: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1466,6 +1486,32 @@ impl Settings {
                 Some("every entry needs a name".to_string()),
             ));
         }
+        if self
+            .redaction
+            .private_files
+            .iter()
+            .any(|p| p.trim().is_empty())
+        {
+            checks.push((
+                "redaction.private_files",
+                Some("entries must not be empty".to_string()),
+            ));
+        }
+        if let Some(problem) = self
+            .redaction
+            .patterns
+            .iter()
+            .find_map(|p| regex::Regex::new(p).err().map(|e| (p, e)))
+        {
+            checks.push((
+                "redaction.patterns",
+                Some(format!(
+                    "{:?} is not a valid regular expression: {}",
+                    problem.0,
+                    problem.1.to_string().lines().last().unwrap_or("").trim()
+                )),
+            ));
+        }
         if self.failure_prompts.values().any(|p| p.trim().is_empty()) {
             checks.push((
                 "failure_prompts",
@@ -2091,6 +2137,33 @@ logging:
         match parse(text) {
             Ok(_) => panic!("expected an error for {text:?}"),
             Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn redaction_section_adds_private_files_and_checked_patterns() {
+        let (s, warnings) = parse(
+            "redaction:\n  private_files: [\"config/secrets/*\", \"*.vault\"]\n  patterns: ['ACME-[0-9]{6}']\n",
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(s.redaction.private_files, ["config/secrets/*", "*.vault"]);
+        assert_eq!(s.redaction.patterns, ["ACME-[0-9]{6}"]);
+        let err = parse_err("redaction:\n  patterns: ['ok', '(unclosed']\n");
+        let text = err.to_string();
+        assert!(text.contains("redaction.patterns"), "{text}");
+        assert!(text.contains("(unclosed"), "{text}");
+        assert!(err.position().is_some(), "{text}");
+        let err = parse_err("redaction:\n  private_files: ['']\n");
+        assert!(err.to_string().contains("redaction.private_files"), "{err}");
+    }
+
+    #[test]
+    fn every_failure_type_routes_to_its_own_prompt_by_default() {
+        let s = Settings::default();
+        assert_eq!(s.failure_prompts["test_failure"], "default");
+        for kind in KNOWN_FAILURE_TYPES.iter().filter(|k| **k != "test_failure") {
+            assert_eq!(s.failure_prompts[*kind], format!("{kind}_system"));
         }
     }
 

@@ -12,5 +12,8 @@ mod cli;
 mod e2e_claude;
 mod failure_sources;
 mod git_safety;
+mod redaction;
+mod report_failure;
 mod rules_file;
 mod rules_targets;
+mod teachers;

@@ -11,14 +11,14 @@ use serde_json::json;
 use super::render::{HumanRenderer, JsonRenderer};
 use super::{
     CommonArgs, EXIT_FAILED, EXIT_INTERRUPTED, Failure, agents, finish, framework,
-    install_interrupt, make_teacher, overrides, private_files, project_dir,
+    install_interrupt, overrides, project_dir, teachers,
 };
 use crate::events::{Event, Reporter};
 use crate::failure::FailureContext;
-use crate::learning_loop::{Learner, Lesson};
+use crate::learning_loop::Lesson;
 use crate::process::CancelToken;
 use crate::record::{self, Record};
-use crate::settings::{self, Settings};
+use crate::settings::{self, Loaded};
 use crate::testing::{self, Framework, TestOutcome, TestReport, TestRun, TestSpec, junit};
 
 pub(crate) const AFTER_HELP: &str = "\
@@ -74,8 +74,9 @@ pub(crate) fn capture(args: CaptureArgs) -> std::process::ExitCode {
 
 fn capture_inner(args: CaptureArgs) -> Result<u8, Failure> {
     let project_dir = project_dir(&args.common.project_dir)?;
-    let mut settings = super::load_settings(args.common.config.as_deref())?.settings;
-    settings.apply(&overrides(&args.common))?;
+    let mut loaded = super::load_settings(args.common.config.as_deref())?;
+    loaded.settings.apply(&overrides(&args.common))?;
+    let settings = &loaded.settings;
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
     let run = if !args.junit.is_empty() {
@@ -108,7 +109,7 @@ fn capture_inner(args: CaptureArgs) -> Result<u8, Failure> {
                 ))
             })?,
             None => match testing::detect_in(&command, &project_dir) {
-                Framework::Plain => framework(&settings, &command, &project_dir),
+                Framework::Plain => framework(settings, &command, &project_dir),
                 found => found,
             },
         };
@@ -148,7 +149,7 @@ fn capture_inner(args: CaptureArgs) -> Result<u8, Failure> {
     } else {
         &mut human
     };
-    learn_one(&settings, &project_dir, failure, reporter, &cancel)?;
+    learn_one(&loaded, &project_dir, failure, reporter, &cancel)?;
     Ok(if cancel.is_cancelled() {
         EXIT_INTERRUPTED
     } else {
@@ -383,29 +384,24 @@ pub(crate) fn working_diff(project_dir: &Path, id: &str) -> Option<String> {
 
 /// Sends one failure through the teacher (or keeps it pending), printing events.
 pub(crate) fn learn_one(
-    settings: &Settings,
+    loaded: &Loaded,
     project_dir: &Path,
     failure: FailureContext,
     reporter: &mut dyn Reporter,
     cancel: &CancelToken,
 ) -> Result<bool, Failure> {
-    let teacher = make_teacher(settings)?;
+    let settings = &loaded.settings;
+    let teaching = teachers::Teaching::new(loaded)?;
+    let teacher = teachers::make_teacher(settings)?;
     let agent = agents::make_agent(settings);
     if let Ok(repo) = crate::git::Repo::open(project_dir) {
         let _ = repo.ensure_excluded(&format!("{}/", record::DIR_NAME));
     }
     let record = Record::open(project_dir).map_err(|e| Failure::usage(e.to_string()))?;
-    let learner = Learner {
-        teacher: teacher.as_deref().map_err(Clone::clone),
-        rules: agents::rules_targets(settings, project_dir, agent.as_ref()),
-        context_budget: settings.learning.context_budget,
-        private_files: private_files(),
-        prompt_name: settings
-            .failure_prompts
-            .get("test_failure")
-            .cloned()
-            .unwrap_or_else(|| "default".into()),
-    };
+    let learner = teaching.learner(
+        teacher.as_deref().map_err(Clone::clone),
+        agents::rules_targets(settings, project_dir, agent.as_ref()),
+    );
     let mut emit = |e: Event| reporter.report(&e);
     let fail = |e: crate::learning_loop::LoopError| Failure {
         message: format!("{e:#}"),
@@ -428,12 +424,12 @@ pub(crate) fn learn_one(
 
 /// Settings discovered from the project directory rather than the current one (hooks run
 /// wherever the agent runs them).
-pub(crate) fn settings_for(config: Option<&Path>, project_dir: &Path) -> Result<Settings, Failure> {
+pub(crate) fn settings_for(config: Option<&Path>, project_dir: &Path) -> Result<Loaded, Failure> {
     let loaded = settings::load(config, project_dir, &settings::process_env)?;
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
-    Ok(loaded.settings)
+    Ok(loaded)
 }
 
 /// A path made absolute against the current directory.

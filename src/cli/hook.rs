@@ -142,18 +142,18 @@ fn claude_hook_inner(args: ClaudeHookArgs) -> Result<(), Failure> {
         .or_else(|| std::env::var_os("CLAUDE_PROJECT_DIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("."));
     let project_dir = super::project_dir(&project_dir)?;
-    let mut settings = settings_for(args.config.as_deref(), &project_dir)?;
-    settings.apply(&Overrides {
+    let mut loaded = settings_for(args.config.as_deref(), &project_dir)?;
+    loaded.settings.apply(&Overrides {
         teacher_mode: args.teacher.clone(),
         ..Overrides::default()
     })?;
     let action = match &args.on_stop {
         Some(a) => StopAction::parse(a).map_err(|m| Failure::usage(format!("--on-stop: {m}")))?,
-        None => settings.hooks.stop,
+        None => loaded.settings.hooks.stop,
     };
     match input.event.as_str() {
         "Stop" | "SubagentStop" if action != StopAction::Off => {
-            on_stop(&input, action, &settings, &project_dir)
+            on_stop(&input, action, &loaded, &project_dir)
         }
         "PostToolUseFailure" => keep_tool_failure(&input, &project_dir),
         "SessionEnd" => {
@@ -167,9 +167,10 @@ fn claude_hook_inner(args: ClaudeHookArgs) -> Result<(), Failure> {
 fn on_stop(
     input: &HookInput,
     action: StopAction,
-    settings: &crate::settings::Settings,
+    loaded: &crate::settings::Loaded,
     project_dir: &Path,
 ) -> Result<(), Failure> {
+    let settings = &loaded.settings;
     let cancel = CancelToken::new();
     let command = settings.tests.command.clone();
     let spec = TestSpec {
@@ -228,7 +229,7 @@ fn on_stop(
     }
     // Events are collected, not printed: Claude Code reads stdout as the hook's answer.
     let mut events: Vec<crate::events::Event> = Vec::new();
-    let learned = learn_one(settings, project_dir, failure, &mut events, &cancel)?;
+    let learned = learn_one(loaded, project_dir, failure, &mut events, &cancel)?;
     let rule = events.iter().find_map(|e| match e {
         crate::events::Event::RuleLearned { rule, .. } => Some(rule.rule.clone()),
         _ => None,

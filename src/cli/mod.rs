@@ -4,7 +4,10 @@
 mod agents;
 mod capture;
 mod hook;
+mod redact;
 mod render;
+mod report;
+mod teachers;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -15,15 +18,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::events::RunOutcome;
-use crate::failure::DEFAULT_PRIVATE_FILES;
 use crate::git::Repo;
-use crate::learning_loop::{self, Learner, Lesson, RunPlan};
+use crate::learning_loop::{self, Lesson, RunPlan};
 use crate::process::CancelToken;
 use crate::record::{self, FailureStatus, Record};
-use crate::settings::{self, ConfigError, Loaded, Overrides, Settings, TeacherMode, TestFramework};
-use crate::teacher::Teacher;
-use crate::teacher::anthropic::{AnthropicConfig, AnthropicTeacher, DEFAULT_BASE_URL};
-use crate::teacher::offline::OfflineTeacher;
+use crate::settings::{self, ConfigError, Loaded, Overrides, Settings, TestFramework};
 use crate::testing::{self, Framework};
 use render::{HumanRenderer, JsonRenderer};
 
@@ -40,6 +39,8 @@ Examples:
   promptloop run \"Add input validation\" --max-retries 5 --config promptloop.yaml --json
   promptloop run \"Fix the parser\" --agent codex   # Codex CLI; rules go to AGENTS.md
   promptloop learn                 # analyse failures a teacher could not analyse before
+  promptloop report-failure -f planning_error -D \"Built a new service instead of extending one\"
+  promptloop redact .env.example   # see what a teacher would be sent
   promptloop config check          # validate the config and print the effective settings
 
 Configuration is read from --config FILE, else ./promptloop.yaml, else
@@ -81,6 +82,11 @@ enum Command {
     /// Claude Code hooks: learn from failing tests when an interactive session stops.
     #[command(subcommand, after_help = hook::AFTER_HELP)]
     Hook(hook::HookCommand),
+    /// Report a mistake the tests did not catch (a wrong plan, a duplicate, a bad config)
+    /// and learn a rule from it.
+    ReportFailure(report::ReportArgs),
+    /// Show what would be sent to a teacher: a file, stdin or a stored failure, redacted.
+    Redact(redact::RedactArgs),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -110,7 +116,8 @@ struct CommonArgs {
     /// The config file (default: ./promptloop.yaml, then ~/.config/promptloop/config.yaml).
     #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The teacher: auto, anthropic (alias local), offline (overrides teacher.mode).
+    /// The teacher: auto, anthropic (alias local), openai, webhook, claude-cli, offline
+    /// (overrides teacher.mode).
     #[arg(short, long, value_name = "MODE")]
     teacher: Option<String>,
     /// The agent: claude (Claude Code), codex (Codex CLI), gemini (Gemini CLI) or command
@@ -164,6 +171,8 @@ pub fn main() -> ExitCode {
         Command::Learn(args) => learn(args),
         Command::Capture(args) => capture::capture(args),
         Command::Hook(command) => hook::hook(command),
+        Command::ReportFailure(args) => report::report_failure(args),
+        Command::Redact(args) => redact::redact(args),
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
     }
 }
@@ -175,6 +184,8 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "learn",
         "capture",
         "hook",
+        "report-failure",
+        "redact",
         "config",
         "help",
         "-h",
@@ -253,61 +264,6 @@ fn open_repo(project_dir: &Path) -> Result<Repo, Failure> {
     Repo::open(project_dir).map_err(|e| Failure::usage(format!("{e}")))
 }
 
-/// The teacher the settings ask for, or why there is none. A teacher that was asked for
-/// by name but cannot work (no key) is a configuration error; `auto` without any teacher
-/// keeps failures pending.
-fn make_teacher(settings: &Settings) -> Result<Result<Box<dyn Teacher>, String>, Failure> {
-    let t = &settings.teacher;
-    let key_env = t
-        .api_key_env_name()
-        .unwrap_or("ANTHROPIC_API_KEY")
-        .to_string();
-    let key = std::env::var(&key_env)
-        .ok()
-        .filter(|k| !k.trim().is_empty());
-    let anthropic = |api_key: String| -> Result<Box<dyn Teacher>, Failure> {
-        let base_url = t
-            .base_url
-            .clone()
-            .or_else(|| {
-                std::env::var("ANTHROPIC_BASE_URL")
-                    .ok()
-                    .filter(|u| !u.is_empty())
-            })
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-        let teacher = AnthropicTeacher::new(AnthropicConfig {
-            base_url,
-            api_key,
-            model: t.model.clone(),
-            max_tokens: t.max_tokens,
-            deadline: t.timeout,
-        })
-        .map_err(|e| Failure::usage(e.to_string()))?;
-        Ok(Box::new(teacher))
-    };
-    match t.mode {
-        TeacherMode::Offline => Ok(Ok(Box::new(OfflineTeacher))),
-        TeacherMode::Anthropic => match key {
-            Some(key) => Ok(Ok(anthropic(key)?)),
-            None => Err(Failure::usage(format!(
-                "teacher.mode anthropic needs an API key in ${key_env}; set it, or choose \
-                 another teacher with --teacher offline"
-            ))),
-        },
-        TeacherMode::Auto => match key {
-            Some(key) => Ok(Ok(anthropic(key)?)),
-            None => Ok(Err(format!(
-                "no teacher available: set ${key_env} for the Anthropic teacher, or \
-                 teacher.mode: offline; then run `promptloop learn`"
-            ))),
-        },
-        other => Err(Failure::usage(format!(
-            "teacher.mode {other} is not available in this version; valid now: auto, \
-             anthropic (alias local), offline"
-        ))),
-    }
-}
-
 /// The runner whose report is read: as configured, or detected from the command and the
 /// project for `auto`.
 pub(crate) fn framework(settings: &Settings, command: &str, project_dir: &Path) -> Framework {
@@ -334,13 +290,6 @@ fn semantic_plan(settings: &Settings) -> Option<crate::review::SemanticPlan> {
             min_confidence: settings.semantic.min_confidence,
             max_findings: settings.semantic.max_findings,
         })
-}
-
-pub(crate) fn private_files() -> Vec<String> {
-    DEFAULT_PRIVATE_FILES
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
 }
 
 /// Ctrl-C once: stop the children and undo the attempt. Twice: leave at once.
@@ -375,16 +324,18 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
         ));
     }
     let project_dir = project_dir(&args.common.project_dir)?;
-    let mut settings = load_settings(args.common.config.as_deref())?.settings;
+    let mut loaded = load_settings(args.common.config.as_deref())?;
     let mut over = overrides(&args.common);
     over.max_retries = args.max_retries;
     over.auto_retry = args.no_auto_retry.then_some(false);
     over.test_command = args.test_command.clone();
-    settings.apply(&over)?;
+    loaded.settings.apply(&over)?;
+    let teaching = teachers::Teaching::new(&loaded)?;
+    let settings = loaded.settings;
     let repo = open_repo(&project_dir)?;
     let agent = agents::make_agent(&settings);
     agent.check().map_err(|e| Failure::usage(e.to_string()))?;
-    let teacher = make_teacher(&settings)?;
+    let teacher = teachers::make_teacher(&settings)?;
     let rules = agents::rules_targets(&settings, &project_dir, agent.as_ref());
     repo.ensure_excluded(&format!("{}/", record::DIR_NAME))
         .map_err(|e| Failure::usage(e.to_string()))?;
@@ -406,17 +357,7 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
         test_report: settings.tests.report.clone(),
         semantic: semantic_plan(&settings),
     };
-    let learner = Learner {
-        teacher: teacher.as_deref().map_err(Clone::clone),
-        rules,
-        context_budget: settings.learning.context_budget,
-        private_files: private_files(),
-        prompt_name: settings
-            .failure_prompts
-            .get("test_failure")
-            .cloned()
-            .unwrap_or_else(|| "default".into()),
-    };
+    let learner = teaching.learner(teacher.as_deref().map_err(Clone::clone), rules);
     let mut human = HumanRenderer::new();
     let mut machine = JsonRenderer;
     let reporter: &mut dyn crate::events::Reporter = if json { &mut machine } else { &mut human };
@@ -450,8 +391,10 @@ fn learn(args: LearnArgs) -> ExitCode {
 
 fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     let project_dir = project_dir(&args.common.project_dir)?;
-    let mut settings = load_settings(args.common.config.as_deref())?.settings;
-    settings.apply(&overrides(&args.common))?;
+    let mut loaded = load_settings(args.common.config.as_deref())?;
+    loaded.settings.apply(&overrides(&args.common))?;
+    let teaching = teachers::Teaching::new(&loaded)?;
+    let settings = loaded.settings;
     // Only for its instruction file: `learn` does not run the agent.
     let agent = agents::make_agent(&settings);
     let record = Record::open(&project_dir).map_err(|e| Failure::usage(e.to_string()))?;
@@ -467,28 +410,32 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
         }
         return Ok(0);
     }
-    let teacher = match make_teacher(&settings)? {
+    let teacher = match teachers::make_teacher(&settings)? {
         Ok(t) => t,
         Err(why) => return Err(Failure::usage(why)),
     };
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
-    let learner = Learner {
-        teacher: Ok(teacher.as_ref()),
-        rules: agents::rules_targets(&settings, &project_dir, agent.as_ref()),
-        context_budget: settings.learning.context_budget,
-        private_files: private_files(),
-        prompt_name: settings
-            .failure_prompts
-            .get("test_failure")
-            .cloned()
-            .unwrap_or_else(|| "default".into()),
-    };
+    let default_rules = agents::rules_targets(&settings, &project_dir, agent.as_ref());
+    let mut learner = teaching.learner(Ok(teacher.as_ref()), default_rules.clone());
     let mut human = HumanRenderer::new();
     let mut machine = JsonRenderer;
     let reporter: &mut dyn crate::events::Reporter = if json { &mut machine } else { &mut human };
     let mut still_pending = 0;
     for stored in pending {
+        // The file its run or report chose (`--scope global`, `--rules-file`), unless this
+        // command names one itself (`--rules-file`, or `--agent` whose file it is).
+        let named_here = args.common.rules_file.is_some() || args.common.agent.is_some();
+        learner.rules = match (named_here, &stored.rules_file) {
+            (false, Some(file)) if Path::new(file) != default_rules.primary() => {
+                crate::rules::RulesTargets::new(
+                    &[PathBuf::from(file)],
+                    default_rules.primary(),
+                    &project_dir,
+                )
+            }
+            _ => default_rules.clone(),
+        };
         let mut emit = |e: crate::events::Event| reporter.report(&e);
         let lesson = learner
             .analyse(stored.context, stored.tries, &record, &mut emit, &cancel)
@@ -523,6 +470,9 @@ fn config_check_inner(args: ConfigArgs) -> Result<u8, Failure> {
     let cwd = std::env::current_dir()
         .map_err(|e| Failure::usage(format!("read the current directory: {e}")))?;
     let loaded = settings::load(args.config.as_deref(), &cwd, &settings::process_env)?;
+    // Prompt files and patterns are checked here too, so a typo shows before a run.
+    teachers::router(&loaded)?;
+    teachers::redactor(&loaded.settings)?;
     let source = match loaded.source.path() {
         Some(p) => p.display().to_string(),
         None => "built-in defaults".to_string(),

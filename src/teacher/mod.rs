@@ -1,8 +1,12 @@
 //! Teachers: LLMs (or an offline heuristic) that turn a failure into a rule.
 
 pub mod anthropic;
+pub mod claude_cli;
+pub mod http;
 pub mod offline;
+pub mod openai;
 pub mod prompt;
+pub mod webhook;
 
 use serde::Serialize;
 

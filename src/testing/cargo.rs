@@ -15,6 +15,9 @@ pub fn parse_cargo_test(output: &str) -> Option<TestReport> {
     let mut report = TestReport::default();
     let mut saw_result = false;
     let mut failed_names: Vec<String> = Vec::new();
+    // One test binary's failures: libtest prints them as they finish (in parallel, so in
+    // any order) and lists them sorted at the end; sorted per binary, the order is stable.
+    let mut binary_failed: Vec<String> = Vec::new();
     let mut blocks: Vec<(String, Vec<&str>)> = Vec::new();
     let mut current: Option<(String, Vec<&str>)> = None;
     for line in &lines {
@@ -35,13 +38,15 @@ pub fn parse_cargo_test(output: &str) -> Option<TestReport> {
         }
         if let Some(rest) = line.strip_prefix("test result: ") {
             saw_result = true;
+            binary_failed.sort();
+            failed_names.append(&mut binary_failed);
             read_libtest_counts(rest, &mut report);
             continue;
         }
         if let Some(rest) = line.strip_prefix("test ")
             && let Some(name) = rest.strip_suffix(" ... FAILED")
         {
-            failed_names.push(name.to_string());
+            binary_failed.push(name.to_string());
         }
         if let Some((_, body)) = current.as_mut() {
             body.push(line);
@@ -50,6 +55,8 @@ pub fn parse_cargo_test(output: &str) -> Option<TestReport> {
     if let Some(block) = current.take() {
         blocks.push(block);
     }
+    binary_failed.sort();
+    failed_names.append(&mut binary_failed);
     for name in &failed_names {
         let body = blocks
             .iter()

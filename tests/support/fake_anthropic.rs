@@ -202,6 +202,13 @@ pub enum Reply {
         /// Human-readable message.
         message: String,
     },
+    /// The reply, sent only after a delay (a slow or hanging server).
+    Delayed {
+        /// How long to wait.
+        delay: Duration,
+        /// What to send then.
+        reply: Box<Reply>,
+    },
 }
 
 impl Reply {
@@ -308,7 +315,16 @@ impl FakeAnthropic {
                     let app = axum::Router::new().fallback(
                         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                             let state = Arc::clone(&state);
-                            async move { handle(&state, method, uri, headers, body) }
+                            // Blocking pool: a delayed reply sleeps without stalling others.
+                            async move {
+                                tokio::task::spawn_blocking(move || {
+                                    handle(&state, method, uri, headers, body)
+                                })
+                                .await
+                                .unwrap_or_else(|e| {
+                                    error_response(500, "api_error", &e.to_string(), None)
+                                })
+                            }
                         },
                     );
                     tokio::select! {
@@ -412,6 +428,10 @@ fn handle(state: &Shared, method: Method, uri: Uri, headers: HeaderMap, body: By
         }
     };
     let id = state.next_id();
+    render(&request, id, reply)
+}
+
+fn render(request: &Request, id: u64, reply: Reply) -> Response {
     match reply {
         Reply::Error {
             status,
@@ -424,14 +444,18 @@ fn handle(state: &Shared, method: Method, uri: Uri, headers: HeaderMap, body: By
             message,
         } => {
             if request.is_stream() {
-                stream_error_response(&request, id, &error_type, &message)
+                stream_error_response(request, id, &error_type, &message)
             } else {
                 error_response(529, &error_type, &message, None)
             }
         }
-        Reply::Text(text) => message_response(&request, id, Block::Text(text)),
+        Reply::Text(text) => message_response(request, id, Block::Text(text)),
         Reply::ToolUse { name, input } => {
-            message_response(&request, id, Block::ToolUse(name, input))
+            message_response(request, id, Block::ToolUse(name, input))
+        }
+        Reply::Delayed { delay, reply } => {
+            std::thread::sleep(delay);
+            render(request, id, *reply)
         }
     }
 }
