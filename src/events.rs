@@ -108,6 +108,12 @@ pub enum Event {
         file: String,
         /// False when the same rule was already in the file.
         added: bool,
+        /// The rule's id in the store (the one it was merged into, for a repeat lesson).
+        rule_id: String,
+        /// `added`, `merged`, `proposed` (review mode) or `conflict`.
+        action: String,
+        /// What to do next, for proposed and conflicting rules.
+        note: Option<String>,
     },
     /// The failure could not be analysed and is kept for `promptloop learn`.
     #[serde(rename = "failure.pending")]

@@ -17,5 +17,6 @@ pub mod record;
 pub mod redact;
 pub mod rules;
 pub mod settings;
+pub mod store;
 pub mod teacher;
 pub mod testing;

@@ -518,6 +518,47 @@ pub struct RulesSettings {
     /// project). A leading `~/` is expanded at load time.
     #[serde(deserialize_with = "non_empty_path")]
     pub file: Option<PathBuf>,
+    /// Review mode: learned rules are stored as proposed and written to no file until
+    /// `promptloop rules approve ID`.
+    pub review: bool,
+    /// Where learned rules live: `project` (the project's store) or `global` (the user's
+    /// store, for rules that hold in every project).
+    pub scope: RuleScope,
+    /// The size budget of each instruction file, the user's own text included.
+    pub budget: RulesBudget,
+    /// Ask the teacher whether two rules say the same thing when the text similarity is in
+    /// the borderline band (costs a teacher call per borderline pair).
+    pub dedup_judge: bool,
+}
+
+closed_enum! {
+    /// `rules.scope`.
+    RuleScope {
+        /// The project's store.
+        #[default]
+        Project => "project",
+        /// The user's store (every project).
+        Global => "global" | "user",
+    }
+}
+
+/// `rules.budget:` — lines and characters for a whole instruction file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RulesBudget {
+    /// Lines at most (Claude Code's advice: about 200 for CLAUDE.md).
+    pub lines: usize,
+    /// Characters at most.
+    pub chars: usize,
+}
+
+impl Default for RulesBudget {
+    fn default() -> Self {
+        Self {
+            lines: 200,
+            chars: 12_000,
+        }
+    }
 }
 
 /// `logging:` section.
@@ -1271,6 +1312,14 @@ impl Settings {
             ("claude.max_turns", check_range(c.max_turns, 1, 500)),
             ("claude.timeout", check_positive(c.timeout)),
             (
+                "rules.budget.lines",
+                check_range(self.rules.budget.lines, 20, 100_000),
+            ),
+            (
+                "rules.budget.chars",
+                check_range(self.rules.budget.chars, 1_000, 10_000_000),
+            ),
+            (
                 "claude.allowed_tools",
                 c.allowed_tools
                     .iter()
@@ -1356,6 +1405,7 @@ impl Settings {
         if o.rules_file.is_some() {
             next.rules.file = o.rules_file.clone();
         }
+        set(&mut next.rules.review, o.review);
         set(&mut next.tests.command, o.test_command.clone());
         set(&mut next.tests.framework, test_framework);
         set(&mut next.tests.timeout, o.test_timeout);
@@ -1456,6 +1506,8 @@ fn flag_for_key(key: &str, o: &Overrides) -> Option<&'static str> {
 pub struct Overrides {
     /// `--max-retries`.
     pub max_retries: Option<u32>,
+    /// `--review`.
+    pub review: Option<bool>,
     /// `--auto-retry` / `--no-auto-retry`.
     pub auto_retry: Option<bool>,
     /// `--context-budget`.

@@ -1,7 +1,9 @@
 //! The command line: arguments, set-up of the run from settings, rendering, exit codes.
 //! The only layer that talks to the user.
 
+mod history;
 mod render;
+mod rules;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -27,9 +29,9 @@ use crate::testing::{self, Framework};
 use render::{HumanRenderer, JsonRenderer};
 
 /// Exit code: the loop ended without success.
-const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_FAILED: u8 = 1;
 /// Exit code: bad usage or bad configuration.
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code: interrupted (128 + SIGINT).
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -72,6 +74,11 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The rule store: list, review, edit, retire, export/import, render, log, undo.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
+    /// Runs, attempts and outcomes recorded in the project's store.
+    History(history::HistoryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +114,10 @@ struct CommonArgs {
     /// Print one JSON object per line for each event, for scripts.
     #[arg(long)]
     json: bool,
+    /// Review mode: store learned rules as proposed and write them to no file until
+    /// `promptloop rules approve ID` (overrides rules.review).
+    #[arg(long)]
+    review: bool,
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +156,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Learn(args) => learn(args),
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
+        Command::Rules(command) => rules::main(command),
+        Command::History(args) => history::main(args),
     }
 }
 
@@ -154,6 +167,8 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "run",
         "learn",
         "config",
+        "rules",
+        "history",
         "help",
         "-h",
         "--help",
@@ -310,6 +325,24 @@ fn make_teacher(settings: &Settings) -> Result<Result<Box<dyn Teacher>, String>,
     }
 }
 
+/// How learned rules are kept, from `rules:`.
+fn curation(settings: &Settings) -> crate::store::curate::Curation {
+    let r = &settings.rules;
+    crate::store::curate::Curation {
+        review: r.review,
+        scope: match r.scope {
+            settings::RuleScope::Project => crate::store::Scope::Project,
+            settings::RuleScope::Global => crate::store::Scope::Global,
+        },
+        budget: crate::store::render::Budget {
+            lines: r.budget.lines,
+            chars: r.budget.chars,
+        },
+        judge: r.dedup_judge,
+        user_db: crate::store::user_db_path(&settings::process_env),
+    }
+}
+
 fn framework(settings: &Settings) -> Framework {
     match settings.tests.framework {
         TestFramework::Pytest => Framework::Pytest,
@@ -340,6 +373,7 @@ fn overrides(common: &CommonArgs) -> Overrides {
     Overrides {
         teacher_mode: common.teacher.clone(),
         rules_file: common.rules_file.clone(),
+        review: common.review.then_some(true),
         ..Overrides::default()
     }
 }
@@ -395,6 +429,7 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
             .get("test_failure")
             .cloned()
             .unwrap_or_else(|| "default".into()),
+        curation: curation(&settings),
     };
     let mut human = HumanRenderer::new();
     let mut machine = JsonRenderer;
@@ -453,6 +488,7 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
             .get("test_failure")
             .cloned()
             .unwrap_or_else(|| "default".into()),
+        curation: curation(&settings),
     };
     let mut human = HumanRenderer::new();
     let mut machine = JsonRenderer;

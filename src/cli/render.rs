@@ -179,13 +179,23 @@ impl Reporter for HumanRenderer {
                 self.spin(format!("asking the teacher ({teacher})…"))
             }
             Event::RuleLearned {
-                rule, file, added, ..
+                rule,
+                file,
+                added,
+                rule_id,
+                note,
+                ..
             } => {
                 self.stop();
                 if *added {
-                    self.line(&format!("  ✓ rule learned → {file}"));
+                    self.line(&format!("  ✓ rule {rule_id} learned → {file}"));
                 } else {
-                    self.line(&format!("  • rule learned, already in {file}"));
+                    self.line(&format!(
+                        "  • rule {rule_id} learned, not newly written to {file}"
+                    ));
+                }
+                if let Some(note) = note {
+                    self.line(&format!("      {note}"));
                 }
                 self.line(&format!("      Rule: {}", rule.rule));
                 self.line(&format!("      When: {}", rule.when));
