@@ -10,3 +10,4 @@ mod cli;
 mod e2e_claude;
 mod git_safety;
 mod rules_file;
+mod store;

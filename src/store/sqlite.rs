@@ -464,15 +464,17 @@ fn started_from_run_id(id: &str) -> Option<String> {
     Some(t.format("%Y-%m-%dT%H:%M:%S").to_string())
 }
 
-/// The keys that identify "the same failure" across runs: its failing test ids.
+/// The keys that identify "the same failure" again: its failing test ids; without any
+/// (a plain test command), the same test command failing on the same task.
 fn failure_keys(f: &StoredFailure) -> BTreeSet<String> {
-    let mut keys: BTreeSet<String> = f
-        .context
-        .tests
-        .iter()
-        .map(|t| format!("test:{}", t.id))
-        .collect();
-    keys.extend(f.context.failing_ids.iter().map(|id| format!("test:{id}")));
+    let c = &f.context;
+    let mut keys: BTreeSet<String> = c.tests.iter().map(|t| format!("test:{}", t.id)).collect();
+    keys.extend(c.failing_ids.iter().map(|id| format!("test:{id}")));
+    if keys.is_empty()
+        && let Some(command) = &c.test_command
+    {
+        keys.insert(format!("command:{}\u{1}{}", c.task, command));
+    }
     keys
 }
 
