@@ -43,8 +43,8 @@ impl Lcg {
 
 const SYLLABLES: &[&str] = &[
     "ka", "lo", "mi", "ten", "ser", "va", "dor", "pla", "qui", "ron", "bel", "tas", "nu", "fer",
-    "gal", "hos", "ji", "kle", "mor", "pen", "ras", "sti", "tru", "vel", "wen", "zo", "bri",
-    "cha", "del", "fro",
+    "gal", "hos", "ji", "kle", "mor", "pen", "ras", "sti", "tru", "vel", "wen", "zo", "bri", "cha",
+    "del", "fro",
 ];
 
 fn vocabulary(n: usize) -> Vec<String> {
@@ -68,7 +68,9 @@ fn vocabulary(n: usize) -> Vec<String> {
 
 fn synthetic(rng: &mut Lcg, vocab: &[String], i: usize) -> Rule {
     let len = 7 + rng.below(8) as usize;
-    let mut words: Vec<&str> = (0..len).map(|_| vocab[rng.zipf(vocab.len())].as_str()).collect();
+    let mut words: Vec<&str> = (0..len)
+        .map(|_| vocab[rng.zipf(vocab.len())].as_str())
+        .collect();
     let ident = format!("`fn_{i:x}`");
     words.insert(rng.below(len as u64) as usize, &ident);
     let mut text = words.join(" ");
@@ -213,5 +215,7 @@ fn main() {
         );
         assert_eq!(store.count().unwrap(), size + added);
     }
-    println!("\npeak RSS is the process's high-water mark (VmHWM), so each line includes the ones above it");
+    println!(
+        "\npeak RSS is the process's high-water mark (VmHWM), so each line includes the ones above it"
+    );
 }

@@ -1967,6 +1967,36 @@ logging:
     }
 
     #[test]
+    fn rules_store_keys_load_validate_and_override() {
+        let (s, warnings) = from_yaml_str(
+            "rules:\n  review: true\n  scope: global\n  budget:\n    lines: 150\n    chars: 9000\n  dedup_judge: true\n",
+            Path::new("c.yaml"),
+            &|_| None,
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(s.rules.review && s.rules.dedup_judge);
+        assert_eq!(s.rules.scope, RuleScope::Global);
+        assert_eq!(s.rules.budget.lines, 150);
+        assert_eq!(s.rules.budget.chars, 9000);
+        let err = from_yaml_str(
+            "rules:\n  budget:\n    lines: 5\n",
+            Path::new("c.yaml"),
+            &|_| None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("rules.budget.lines"), "{err}");
+        let mut s = Settings::default();
+        assert!(!s.rules.review);
+        s.apply(&Overrides {
+            review: Some(true),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert!(s.rules.review);
+    }
+
+    #[test]
     fn prototype_config_loads_without_warnings() {
         let s = parse_ok(PROTOTYPE);
         assert_eq!(s.teacher.mode, TeacherMode::Anthropic);

@@ -450,5 +450,9 @@ fn answer_without_a_rule_is_asked_again_then_kept_pending() {
         .output()
         .unwrap();
     let stored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(stored.as_array().unwrap().len(), 2, "both failures are kept");
+    assert_eq!(
+        stored.as_array().unwrap().len(),
+        2,
+        "both failures are kept"
+    );
 }

@@ -224,14 +224,16 @@ fn three_hundred_rules_keep_every_file_in_budget_and_all_in_the_store() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         // Different user text in each, CRLF in one.
         let text = format!("{USER_HEAD}## Learned Rules & Patterns\n{USER_TAIL}");
-        let text = if i == 1 { text.replace('\n', "\r\n") } else { text };
+        let text = if i == 1 {
+            text.replace('\n', "\r\n")
+        } else {
+            text
+        };
         std::fs::write(&path, text).unwrap();
     }
     let targets: Vec<Target> = names.iter().map(|n| c.target(Path::new(n))).collect();
     for (i, r) in distinct_rules().iter().enumerate() {
-        let report = c
-            .learn(r, provenance(i), Scope::Project, &targets)
-            .unwrap();
+        let report = c.learn(r, provenance(i), Scope::Project, &targets).unwrap();
         assert!(
             matches!(report.outcome, LearnOutcome::Added { .. }),
             "rule {i} was not kept apart: {:?}",
@@ -254,14 +256,20 @@ fn three_hundred_rules_keep_every_file_in_budget_and_all_in_the_store() {
         );
         // The user's text, byte for byte, before and after the section.
         let (head, tail) = if i == 1 {
-            (USER_HEAD.replace('\n', "\r\n"), USER_TAIL.replace('\n', "\r\n"))
+            (
+                USER_HEAD.replace('\n', "\r\n"),
+                USER_TAIL.replace('\n', "\r\n"),
+            )
         } else {
             (USER_HEAD.to_string(), USER_TAIL.to_string())
         };
         assert!(text.starts_with(&head), "{name}: head changed");
         assert!(text.ends_with(&tail), "{name}: tail changed");
         if i == 1 {
-            assert!(!text.replace("\r\n", "").contains('\n'), "a bare LF in a CRLF file");
+            assert!(
+                !text.replace("\r\n", "").contains('\n'),
+                "a bare LF in a CRLF file"
+            );
         }
     }
     // Idempotent: a second render changes no byte and logs nothing.
@@ -324,13 +332,19 @@ fn hand_edits_are_folded_in_and_undo_reverts_the_last_change() {
     let old_id = rules[0].id.clone();
     let text = std::fs::read_to_string(&target.path).unwrap();
     let start = text.find("### Old").unwrap();
-    let end = text[start..].find("\n\n").map_or(text.len(), |e| start + e + 1);
+    let end = text[start..]
+        .find("\n\n")
+        .map_or(text.len(), |e| start + e + 1);
     let mut edited = text[..start].to_string();
     edited.push_str("- **Rule**: Write docstrings for public functions in utils.py\n- **When**: Adding a function\n- **Why**: The docs build reads them\n");
     edited.push_str(&text[end..]);
     std::fs::write(&target.path, &edited).unwrap();
     let r = c.sync(&target, "render", &[]).unwrap();
-    assert_eq!(f.store.get(&old_id).unwrap().status, Status::Retired, "{r:?}");
+    assert_eq!(
+        f.store.get(&old_id).unwrap().status,
+        Status::Retired,
+        "{r:?}"
+    );
     let active = f
         .store
         .list(&RuleFilter {
@@ -341,10 +355,16 @@ fn hand_edits_are_folded_in_and_undo_reverts_the_last_change() {
     assert_eq!(active.len(), 1, "{active:#?}");
     assert!(active[0].rule.rule.contains("docstrings"));
     let file = std::fs::read_to_string(&target.path).unwrap();
-    assert!(file.starts_with("# Notes\n\n## Learned Rules & Patterns\n"), "{file}");
+    assert!(
+        file.starts_with("# Notes\n\n## Learned Rules & Patterns\n"),
+        "{file}"
+    );
     // The hand-edited body is kept in the log.
     let log = f.store.file_changes(Some("CLAUDE.md"), 10).unwrap();
-    assert!(log.iter().any(|c| c.new_body.contains("docstrings") && c.reason.contains("by hand")));
+    assert!(
+        log.iter()
+            .any(|c| c.new_body.contains("docstrings") && c.reason.contains("by hand"))
+    );
 }
 
 #[test]
@@ -357,10 +377,20 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     drop(conn);
     let before = std::fs::read(&path).unwrap();
     let err = SqliteStore::open(&path).err().expect("refused");
-    assert!(matches!(err, StoreError::TooNew { found: 999, .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::TooNew { found: 999, .. }),
+        "{err:?}"
+    );
     let message = err.to_string();
-    assert!(message.contains("newer") && message.contains("upgrade promptloop"), "{message}");
-    assert_eq!(std::fs::read(&path).unwrap(), before, "the database was modified");
+    assert!(
+        message.contains("newer") && message.contains("upgrade promptloop"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the database was modified"
+    );
 }
 
 #[test]
@@ -424,10 +454,22 @@ fn dedup_precision_and_recall_on_the_labelled_pairs() {
             "test" => (0.85, 0.75, 0.75, 0.95),
             _ => (0.92, 0.85, 0.88, 0.95),
         };
-        assert!(p >= min_p, "{split}: merge precision {p:.3} < {min_p}\n{report}");
-        assert!(r >= min_r, "{split}: merge recall {r:.3} < {min_r}\n{report}");
-        assert!(cp >= min_cp, "{split}: conflict precision {cp:.3} < {min_cp}\n{report}");
-        assert!(cr >= min_cr, "{split}: conflict recall {cr:.3} < {min_cr}\n{report}");
+        assert!(
+            p >= min_p,
+            "{split}: merge precision {p:.3} < {min_p}\n{report}"
+        );
+        assert!(
+            r >= min_r,
+            "{split}: merge recall {r:.3} < {min_r}\n{report}"
+        );
+        assert!(
+            cp >= min_cp,
+            "{split}: conflict precision {cp:.3} < {min_cp}\n{report}"
+        );
+        assert!(
+            cr >= min_cr,
+            "{split}: conflict recall {cr:.3} < {min_cr}\n{report}"
+        );
     }
 }
 
@@ -464,12 +506,23 @@ fn run_json(p: &Project, config: &Path, extra_args: &[&str]) -> Vec<Value> {
         .timeout(Duration::from_secs(60))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     events(&out.stdout)
 }
 
 fn rules_json(p: &Project, args: &[&str]) -> Value {
-    let out = p.promptloop().arg("rules").args(args).arg("--json").output().unwrap();
+    let out = p
+        .promptloop()
+        .arg("rules")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "rules {args:?}: {}",
@@ -497,7 +550,10 @@ fn the_loop_merges_a_repeated_lesson_and_history_shows_the_runs() {
     // The second failure is the first one recurring while its rule was active.
     assert_eq!(rules[0]["recurrences"], 1);
     let claude_md = p.read("CLAUDE.md");
-    assert!(claude_md.starts_with("# Team notes\n\nBe kind.\n"), "{claude_md}");
+    assert!(
+        claude_md.starts_with("# Team notes\n\nBe kind.\n"),
+        "{claude_md}"
+    );
     assert_eq!(claude_md.matches("- **Rule**:").count(), 1, "{claude_md}");
     assert!(claude_md.contains(rules[0]["id"].as_str().unwrap()));
     // History: one run, two attempts, both failing, the rule on each.
@@ -513,7 +569,14 @@ fn the_loop_merges_a_repeated_lesson_and_history_shows_the_runs() {
     // `rules render` twice: the second changes nothing.
     let first = rules_json(&p, &["render"]);
     let second = rules_json(&p, &["render"]);
-    assert!(second.as_array().unwrap().iter().all(|f| f["written"] == false), "{first} {second}");
+    assert!(
+        second
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["written"] == false),
+        "{first} {second}"
+    );
 }
 
 #[test]
@@ -537,7 +600,10 @@ fn review_mode_writes_nothing_until_approved() {
     assert!(after.contains(&id), "{after}");
     // The log says what changed the file; undo takes it back out.
     let log = rules_json(&p, &["log"]);
-    assert!(log[0]["reason"].as_str().unwrap().contains("approved"), "{log}");
+    assert!(
+        log[0]["reason"].as_str().unwrap().contains("approved"),
+        "{log}"
+    );
     rules_json(&p, &["undo"]);
     assert!(!p.read("CLAUDE.md").contains("- **Rule**:"));
     assert_eq!(rules_json(&p, &["show", &id])["status"], "proposed");
@@ -547,7 +613,11 @@ fn review_mode_writes_nothing_until_approved() {
         .args(["rules", "reject", &id, "--reason", "too specific"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shown = rules_json(&p, &["show", &id]);
     assert_eq!(shown["status"], "retired");
     assert!(shown["note"].as_str().unwrap().contains("too specific"));
@@ -580,7 +650,11 @@ fn rules_travel_between_projects_by_export_and_import() {
         .arg(&exported)
         .output()
         .unwrap();
-    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
     let v: Value = serde_json::from_slice(&imported.stdout).unwrap();
     assert_eq!(v["outcomes"][0]["action"], "added");
     assert!(b.read("CLAUDE.md").contains("- **Rule**:"));
@@ -634,7 +708,11 @@ fn records_from_before_the_store_are_imported_on_first_open() {
     )
     .unwrap();
     let out = p.promptloop().args(["history", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs[0]["run"]["id"], "20261101-101010-abcd");
     assert_eq!(runs[0]["run"]["task"], "old task");
@@ -654,7 +732,11 @@ fn records_from_before_the_store_are_imported_on_first_open() {
 #[test]
 fn bad_ids_and_statuses_are_usage_errors() {
     let p = project_with_app();
-    let out = p.promptloop().args(["rules", "show", "r-000000"]).output().unwrap();
+    let out = p
+        .promptloop()
+        .args(["rules", "show", "r-000000"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such rule"));
     let out = p

@@ -246,12 +246,19 @@ fn open_repo(project_dir: &Path) -> Result<Repo, Failure> {
     Repo::open(project_dir).map_err(|e| Failure::usage(format!("{e}")))
 }
 
-/// Where rules go: --rules-file, rules.file, else the agent's file in the project.
+/// Where rules go: --rules-file, rules.file, else the agent's file in the project (for
+/// `rules.scope: global`, the agent's file in the user's home, `~/.claude/CLAUDE.md`, so the
+/// user's store never renders into a file the project's store owns).
 fn rules_file(settings: &Settings, project_dir: &Path, agent: &dyn Agent) -> PathBuf {
     match &settings.rules.file {
         Some(file) if file.is_absolute() => file.clone(),
         Some(file) => project_dir.join(file),
-        None => project_dir.join(agent.instruction_file()),
+        None => match (settings.rules.scope, settings::process_env("HOME")) {
+            (settings::RuleScope::Global, Some(home)) if !home.is_empty() => Path::new(&home)
+                .join(".claude")
+                .join(agent.instruction_file()),
+            _ => project_dir.join(agent.instruction_file()),
+        },
     }
 }
 

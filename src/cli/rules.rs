@@ -230,6 +230,7 @@ struct Opened {
     project_dir: PathBuf,
     settings: Settings,
     json: bool,
+    global: bool,
 }
 
 impl Opened {
@@ -254,6 +255,7 @@ impl Opened {
             project_dir,
             settings,
             json: args.json,
+            global: args.global,
         })
     }
 
@@ -270,14 +272,15 @@ impl Opened {
         }
     }
 
-    /// The configured rules file: rules.file, else the project's CLAUDE.md.
+    /// The configured rules file: rules.file, else CLAUDE.md in the project (or, for the
+    /// user's store, in `~/.claude/`).
     fn default_target(&self) -> Target {
-        let file = self
-            .settings
-            .rules
-            .file
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("CLAUDE.md"));
+        let home = settings::process_env("HOME").filter(|h| !h.is_empty());
+        let file = match (&self.settings.rules.file, self.global, home) {
+            (Some(file), _, _) => file.clone(),
+            (None, true, Some(home)) => Path::new(&home).join(".claude/CLAUDE.md"),
+            (None, _, _) => PathBuf::from("CLAUDE.md"),
+        };
         self.curator().target(&file)
     }
 }

@@ -1188,6 +1188,59 @@ mod tests {
     }
 
     #[test]
+    fn replace_keeps_every_byte_outside_the_body() {
+        let old = "\u{feff}# P\r\n\r\n## Learned Rules & Patterns\r\n\r\n- **Rule**: a\r\n\r\n\r\n## Other\r\nx";
+        let snap = snapshot(old.as_bytes());
+        assert_eq!(snap.body.as_deref(), Some("\n- **Rule**: a\n"));
+        let new = String::from_utf8(plan_replace(Some(old.as_bytes()), "\nnew body\n")).unwrap();
+        assert_eq!(
+            new,
+            "\u{feff}# P\r\n\r\n## Learned Rules & Patterns\r\n\r\nnew body\r\n\r\n\r\n## Other\r\nx"
+        );
+        // Outside counts: the lines before the heading and from the blank lines on.
+        assert_eq!(snap.outside_lines, 2 + 4);
+        // A missing section is appended; an empty file gets just the section.
+        let new = plan_replace(Some(b"text"), "\nb\n");
+        assert_eq!(new, b"text\n\n## Learned Rules & Patterns\n\nb\n");
+        assert_eq!(
+            plan_replace(None, "\nb\n"),
+            b"## Learned Rules & Patterns\n\nb\n"
+        );
+        // Heading as the last line without a newline.
+        let new = plan_replace(Some(b"## Learned Rules & Patterns"), "\nb\n");
+        assert_eq!(new, b"## Learned Rules & Patterns\n\nb\n");
+    }
+
+    #[test]
+    fn replace_refuses_a_stale_read_and_bodies_that_break_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("CLAUDE.md");
+        fs::write(&path, "# A\n\n## Learned Rules & Patterns\n\nold\n").unwrap();
+        assert_eq!(
+            replace_section_body(&path, Some("\nsomething else\n"), "\nnew\n").unwrap(),
+            ReplaceOutcome::Changed
+        );
+        assert_eq!(
+            replace_section_body(&path, Some("\nold\n"), "\nold\n").unwrap(),
+            ReplaceOutcome::Unchanged
+        );
+        assert_eq!(
+            replace_section_body(&path, Some("\nold\n"), "\nnew\n").unwrap(),
+            ReplaceOutcome::Written
+        );
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "# A\n\n## Learned Rules & Patterns\n\nnew\n"
+        );
+        for bad in ["\n## Injected\n", "\n```\nopen\n", "a\r\nb\n"] {
+            assert!(matches!(
+                replace_section_body(&path, Some("\nnew\n"), bad),
+                Err(RulesFileError::InvalidEntry { .. })
+            ));
+        }
+    }
+
+    #[test]
     fn markdown_helpers() {
         assert_eq!(heading_level(b"## x"), Some(2));
         assert_eq!(heading_level(b"#"), Some(1));

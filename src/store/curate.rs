@@ -573,25 +573,15 @@ impl Judge for TeacherJudge<'_> {
                 redactor.redact(b).text
             ),
         };
-        let failure = crate::failure::FailureContext {
-            id: "dedup-judge".into(),
-            failure_type: "dedup_judge".into(),
-            source: "promptloop".into(),
-            task: String::new(),
-            project_dir: String::new(),
-            run_id: None,
-            attempt: None,
-            captured_at: now(),
-            test_command: None,
-            tests: Vec::new(),
-            failing_ids: Vec::new(),
-            test_summary: String::new(),
-            diff: String::new(),
-            agent_status: None,
-            agent_message: None,
-            description: None,
-            context: None,
-        };
+        // Built from JSON so fields added to FailureContext later default to empty.
+        let failure: crate::failure::FailureContext = serde_json::from_value(serde_json::json!({
+            "id": "dedup-judge", "failure_type": "dedup_judge", "source": "promptloop",
+            "task": "", "project_dir": "", "run_id": null, "attempt": null,
+            "captured_at": now(), "test_command": null, "tests": [], "failing_ids": [],
+            "test_summary": "", "diff": "", "agent_status": null, "agent_message": null,
+            "description": null, "context": null,
+        }))
+        .ok()?;
         let reply = self
             .teacher
             .ask(&lesson, &failure, None, &crate::process::CancelToken::new())
