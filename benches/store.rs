@@ -35,7 +35,7 @@ impl Lcg {
     /// Zipf-like rank in `0..n` (probability ∝ 1/(rank+1)), by inverse transform on the
     /// harmonic numbers, approximated by exp.
     fn zipf(&mut self, n: usize) -> usize {
-        let u = (self.next() as f64 + 1.0) / (u32::MAX as f64 + 2.0);
+        let u = (self.next() as f64 + 1.0) / ((1u64 << 31) as f64 + 2.0);
         let h = (n as f64).ln() + 0.5772;
         ((u * h).exp() - 1.0).clamp(0.0, (n - 1) as f64) as usize
     }

@@ -39,6 +39,17 @@ pub struct Thresholds {
     pub conflict: f64,
 }
 
+impl Thresholds {
+    /// The similarity down to which the store looks up candidates: every rule that can be
+    /// merged (J ≥ `same`); with a judge, down to `min`, so the borderline band reaches it.
+    /// On the labelled pairs every merge and every conflict found has J ≥ 0.5, so the
+    /// narrower lookup loses none of them, and it skips the common tokens that make a
+    /// lookup at `min` slow on large stores.
+    pub fn lookup(&self, with_judge: bool) -> f64 {
+        if with_judge { self.min } else { self.same }
+    }
+}
+
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
@@ -76,6 +87,43 @@ pub struct Features {
     pub heads: Vec<String>,
     /// Code identifiers, numbers and operators.
     pub idents: Vec<String>,
+}
+
+impl Features {
+    /// A compact text form for storage: five tab-separated fields of space-separated tokens
+    /// (tokens never contain whitespace). Parsing it is a few splits, which matters when a
+    /// lookup verifies thousands of candidates.
+    pub fn encode(&self) -> String {
+        [
+            &self.all,
+            &self.neg_only,
+            &self.pos_only,
+            &self.heads,
+            &self.idents,
+        ]
+        .iter()
+        .map(|v| v.join(" "))
+        .collect::<Vec<_>>()
+        .join("\t")
+    }
+
+    /// Reads [`Features::encode`]'s form.
+    pub fn decode(text: &str) -> Option<Features> {
+        let mut fields = text.split('\t').map(|f| {
+            f.split(' ')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        });
+        let f = Features {
+            all: fields.next()?,
+            neg_only: fields.next()?,
+            pos_only: fields.next()?,
+            heads: fields.next()?,
+            idents: fields.next()?,
+        };
+        fields.next().is_none().then_some(f)
+    }
 }
 
 /// Words that carry no meaning for "what does this rule say".
@@ -492,6 +540,17 @@ mod tests {
         assert!(f.idents.contains(&"//".to_string()), "{f:?}");
         let f = analyse("Don't swallow exceptions");
         assert_eq!(f.heads, vec!["swallo".to_string()]);
+    }
+
+    #[test]
+    fn features_round_trip_through_their_stored_form() {
+        let f = analyse("Use `===` instead of `==`; never call eval() on user_input.");
+        assert_eq!(Features::decode(&f.encode()), Some(f));
+        assert_eq!(
+            Features::decode(&Features::default().encode()),
+            Some(Features::default())
+        );
+        assert_eq!(Features::decode("a b"), None);
     }
 
     #[test]

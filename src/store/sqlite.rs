@@ -5,7 +5,7 @@
 //! rarest tokens, as many as prefix filtering needs to find every stored rule within the
 //! minimum similarity ([`dedup::probe_len`]), and only those candidates are compared.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -124,13 +124,14 @@ impl SqliteStore {
         Ok(n as usize)
     }
 
-    /// Stored rules that may be within the minimum similarity of `f`: the union of the
-    /// postings of its rarest tokens.
+    /// Stored rules that may be within similarity `bound` of `f`: the union of the postings
+    /// of its rarest tokens (prefix filtering: complete for every rule with J ≥ `bound`).
     fn candidates(
         &self,
         f: &Features,
+        bound: f64,
     ) -> Result<Vec<(String, Status, Features, String)>, StoreError> {
-        let probe = dedup::probe_len(f.all.len(), self.thresholds.min);
+        let probe = dedup::probe_len(f.all.len(), bound);
         if probe == 0 {
             return Ok(Vec::new());
         }
@@ -146,30 +147,63 @@ impl SqliteStore {
             by_rarity.push((df, token));
         }
         by_rarity.sort();
-        let mut ids = BTreeSet::new();
+        // Beyond the prefix, every token that is not common is probed too; a candidate must
+        // then share at least `need` probed tokens (it can miss at most the unprobed ones),
+        // which drops the many rules that share one rare word by chance before any is read.
+        let n = by_rarity.len();
+        let overlap = n - probe + 1;
+        let rules: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(rowid), 0) FROM rules", [], |r| {
+                    r.get(0)
+                })?;
+        let common = (rules / 50).max(50);
+        let mut probed = probe;
+        while probed < n && by_rarity[probed].0 <= common {
+            probed += 1;
+        }
+        let need = overlap.saturating_sub(n - probed).max(1);
+        let mut counts: HashMap<String, usize> = HashMap::new();
         let mut post = self
             .conn
             .prepare_cached("SELECT rule_id FROM rule_tokens WHERE token = ?1")?;
-        for (df, token) in by_rarity.into_iter().take(probe) {
+        for (df, token) in by_rarity.into_iter().take(probed) {
             if df == 0 {
                 continue;
             }
             let rows = post.query_map([token], |r| r.get::<_, String>(0))?;
             for id in rows {
-                ids.insert(id?);
+                *counts.entry(id?).or_default() += 1;
             }
         }
-        let mut get = self
-            .conn
-            .prepare_cached("SELECT status, features, rule FROM rules WHERE id = ?1")?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let (status, features, text): (String, String, String) =
-                get.query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            let features: Features = serde_json::from_str(&features)
-                .map_err(|e| StoreError::Corrupt(format!("features of {id}: {e}")))?;
-            out.push((id, parse_status(&status)?, features, text));
+        let ids: Vec<String> = counts
+            .into_iter()
+            .filter(|(_, c)| *c >= need)
+            .map(|(id, _)| id)
+            .collect();
+        // Verified in batches: one statement per 200 candidates, compact features.
+        let mut out = Vec::new();
+        for chunk in ids.chunks(200) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT id, status, features, rule FROM rules WHERE id IN ({marks})"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(chunk.iter()), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (id, status, features, text) = row?;
+                let features = Features::decode(&features)
+                    .ok_or_else(|| StoreError::Corrupt(format!("features of {id}")))?;
+                out.push((id, parse_status(&status)?, features, text));
+            }
         }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 
@@ -200,8 +234,7 @@ impl SqliteStore {
     /// Inserts a rule row with its targets, tokens and provenance (inside the caller's
     /// transaction).
     fn insert_row(&self, rule: &StoredRule, features: &Features) -> Result<(), StoreError> {
-        let features_json =
-            serde_json::to_string(features).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let features_json = features.encode();
         self.conn.execute(
             &format!(
                 "INSERT INTO rules ({RULE_COLUMNS}, features) VALUES
@@ -500,7 +533,9 @@ impl RuleStore for SqliteStore {
         let tx = self.conn.unchecked_transaction()?;
         let mut same: Option<(u8, f64, String, Status)> = None;
         let mut conflict: Option<(f64, String)> = None;
-        for (id, status, theirs, text) in self.candidates(&features)? {
+        for (id, status, theirs, text) in
+            self.candidates(&features, self.thresholds.lookup(judge.is_some()))?
+        {
             let (relation, sim) = dedup::relate(&features, &theirs, &self.thresholds);
             let relation = match (relation, judge) {
                 (Relation::Borderline, Some(j)) if j.same_rule(&rule.rule, &text) == Some(true) => {
@@ -694,8 +729,7 @@ impl RuleStore for SqliteStore {
         }
         let tx = self.conn.unchecked_transaction()?;
         let features = dedup::analyse(&rule.rule);
-        let features_json =
-            serde_json::to_string(&features).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let features_json = features.encode();
         self.conn.execute(
             "UPDATE rules SET category = ?2, rule = ?3, \"when\" = ?4, why = ?5, features = ?6,
                  updated_at = ?7 WHERE id = ?1",
