@@ -112,6 +112,12 @@ pub enum Event {
         files: Vec<String>,
         /// False when the same rule was already in every file.
         added: bool,
+        /// The rule's id in the store (the one it was merged into, for a repeat lesson).
+        rule_id: String,
+        /// `added`, `merged`, `proposed` (review mode) or `conflict`.
+        action: String,
+        /// What to do next, for proposed and conflicting rules.
+        note: Option<String>,
     },
     /// A failure came back after a rule was learned from it (same fingerprint).
     #[serde(rename = "failure.recurred")]

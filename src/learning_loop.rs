@@ -12,8 +12,9 @@ use crate::process::CancelToken;
 use crate::record::{self, FailureStatus, Record, RecordError, RunLog, StoredFailure};
 use crate::redact::Redactor;
 use crate::rules::file as rules_file;
-use crate::rules::format;
 use crate::rules::targets::RulesTargets;
+use crate::store::curate::{self, CurateError, Curation};
+use crate::store::{LearnOutcome, Provenance};
 use crate::teacher::{self, Teacher, prompt};
 use crate::testing::{self, Framework, TestOutcome};
 
@@ -54,6 +55,8 @@ pub struct Learner<'a> {
     pub prompts: prompt::Router,
     /// Removes secrets from everything sent (built-in and `redaction.patterns`).
     pub redactor: &'a Redactor,
+    /// How learned rules are kept: review mode, scope, budget (see `store::curate`).
+    pub curation: Curation,
 }
 
 /// What became of one failure.
@@ -83,6 +86,9 @@ pub enum LoopError {
     /// The rules file could not be written.
     #[error(transparent)]
     Rules(#[from] rules_file::RulesFileError),
+    /// The rule store (or a file rendered from it) could not be updated.
+    #[error(transparent)]
+    Curate(#[from] CurateError),
 }
 
 /// How a run ended.
@@ -220,7 +226,8 @@ impl<'a> Learner<'a> {
         }
     }
 
-    /// Writes a learned rule into the rules file and marks its failure learned.
+    /// Learns a rule into the store (dedup, merge, conflict), renders the rules file from
+    /// it, and marks its failure learned. True when the file gained the rule.
     pub fn write(
         &self,
         learned: &teacher::Learned,
@@ -228,21 +235,64 @@ impl<'a> Learner<'a> {
         record: &Record,
         emit: &mut dyn FnMut(Event),
     ) -> Result<bool, LoopError> {
-        let when = chrono::Local::now().format("%Y-%m-%d %H:%M").to_string();
-        let source = source_phrase(&stored.context.failure_type, &stored.context.source);
-        let entry = format::render_entry(&learned.rule, &source, &when);
-        let added = self.rules.add(&learned.rule, &entry)?;
+        let c = &stored.context;
+        let provenance = Provenance {
+            failure_id: Some(c.id.clone()),
+            failure_type: c.failure_type.clone(),
+            source: c.source.clone(),
+            task: Some(c.task.clone()),
+            teacher: stored.teacher.clone(),
+            model: learned.reply.model.clone(),
+            run_id: c.run_id.clone(),
+            learned_at: chrono::Local::now().to_rfc3339(),
+            text: String::new(),
+        };
+        let project_dir = record.dir().parent().unwrap_or(record.dir());
+        let report = curate::learn_for_loop(
+            &self.curation,
+            record.store(),
+            project_dir,
+            &self.rules.paths(),
+            &learned.rule,
+            provenance,
+            self.teacher.as_ref().ok().copied(),
+        )?;
+        let added = report.written();
         stored.status = FailureStatus::Learned;
         stored.rule = Some(learned.rule.clone());
         stored.rules_file = Some(self.rules.primary().display().to_string());
         stored.last_error = None;
         record.save_failure(&stored)?;
+        let (action, note) = match &report.outcome {
+            LearnOutcome::Added { id, status } if *status == crate::store::Status::Proposed => (
+                "proposed",
+                Some(format!(
+                    "review mode: `promptloop rules approve {id}` writes it"
+                )),
+            ),
+            LearnOutcome::Added { .. } => ("added", None),
+            LearnOutcome::Merged { id, status, .. } => (
+                "merged",
+                Some(format!(
+                    "the same lesson as {id} ({status}); its count grew"
+                )),
+            ),
+            LearnOutcome::Conflict { id, with } => (
+                "conflict",
+                Some(format!(
+                    "contradicts {with}; kept as proposed: `promptloop rules show {id}`"
+                )),
+            ),
+        };
         emit(Event::RuleLearned {
             failure_id: stored.context.id.clone(),
             rule: learned.rule.clone(),
             file: self.rules.primary().display().to_string(),
             files: self.rules.display(),
             added,
+            rule_id: report.outcome.id().to_string(),
+            action: action.to_string(),
+            note,
         });
         Ok(added)
     }

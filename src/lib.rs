@@ -19,5 +19,6 @@ pub mod redact;
 pub mod review;
 pub mod rules;
 pub mod settings;
+pub mod store;
 pub mod teacher;
 pub mod testing;

@@ -1,41 +1,54 @@
-//! The project's record under `.promptloop/`: every run's events as JSON lines (appended as
-//! they happen, so a crash loses nothing), each attempt's test output, and every failure
-//! with its status, so a failure the teacher could not analyse is kept for `promptloop learn`.
+//! The project's record under `.promptloop/`: the store's database (runs, attempts, every
+//! event, every failure with its status, so a failure the teacher could not analyse is kept
+//! for `promptloop learn`; and the project's rules), plus each run's events as JSON lines
+//! (appended as they happen, so a crash loses nothing) and each attempt's test output.
 //!
 //! Layout (one folder per project, excluded from git through `.git/info/exclude`):
 //! ```text
 //! .promptloop/
+//!   promptloop.db                       the store (see `store`)
 //!   runs/<run-id>/events.jsonl
 //!   runs/<run-id>/attempt-<n>-tests.log
-//!   failures/<failure-id>.json
+//!   failures/<failure-id>.json          written by versions before the store; imported
 //! ```
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::events::Event;
 use crate::failure::FailureContext;
 use crate::rules::format::Rule;
+use crate::store::{RuleStore, SqliteStore, StoreError};
 
 /// The folder name inside a project.
 pub const DIR_NAME: &str = ".promptloop";
 
 /// A record that could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("{action} {}", path.display())]
-pub struct RecordError {
-    action: &'static str,
-    path: PathBuf,
-    #[source]
-    source: std::io::Error,
+pub enum RecordError {
+    /// A file of the record.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store's database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RecordError {
     let path = path.to_path_buf();
-    move |source| RecordError {
+    move |source| RecordError::Io {
         action,
         path,
         source,
@@ -102,6 +115,7 @@ pub struct Recurrence {
 /// The `.promptloop/` folder of one project.
 pub struct Record {
     dir: PathBuf,
+    store: Rc<SqliteStore>,
 }
 
 impl Record {
@@ -112,7 +126,13 @@ impl Record {
             let path = dir.join(sub);
             fs::create_dir_all(&path).map_err(io_err("create", &path))?;
         }
-        Ok(Record { dir })
+        let store = Rc::new(SqliteStore::open_project(project_dir)?);
+        Ok(Record { dir, store })
+    }
+
+    /// The project's store (rules, runs, failures).
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
     }
 
     /// The folder.
@@ -130,36 +150,23 @@ impl Record {
             .append(true)
             .open(&path)
             .map_err(io_err("open", &path))?;
-        Ok(RunLog { dir, path, file })
+        Ok(RunLog {
+            dir,
+            path,
+            file,
+            run_id: run_id.to_string(),
+            store: Rc::clone(&self.store),
+        })
     }
 
-    /// Writes a failure (atomically: a reader sees the old or the new file).
-    pub fn save_failure(&self, failure: &StoredFailure) -> Result<PathBuf, RecordError> {
-        let path = self.failure_path(&failure.context.id);
-        let json = serde_json::to_vec_pretty(failure)
-            .map_err(|e| io_err("encode", &path)(std::io::Error::other(e)))?;
-        let tmp = path.with_extension("json.tmp");
-        fs::write(&tmp, json).map_err(io_err("write", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err("rename into place", &path))?;
-        Ok(path)
+    /// Saves a failure in the store (one transaction: a reader sees the old or the new one).
+    pub fn save_failure(&self, failure: &StoredFailure) -> Result<(), RecordError> {
+        Ok(self.store.save_failure(failure)?)
     }
 
     /// Every stored failure, oldest first.
     pub fn failures(&self) -> Result<Vec<StoredFailure>, RecordError> {
-        let dir = self.dir.join("failures");
-        let mut found = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
-            let path = entry.map_err(io_err("list", &dir))?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue;
-            }
-            let text = fs::read_to_string(&path).map_err(io_err("read", &path))?;
-            let failure: StoredFailure = serde_json::from_str(&text)
-                .map_err(|e| io_err("parse", &path)(std::io::Error::other(e)))?;
-            found.push(failure);
-        }
-        found.sort_by(|a, b| a.context.captured_at.cmp(&b.context.captured_at));
-        Ok(found)
+        Ok(self.store.failures()?)
     }
 
     /// Counts a recurrence on every learned failure that shares a fingerprint with the new
@@ -205,10 +212,6 @@ impl Record {
         }
         Ok(found)
     }
-
-    fn failure_path(&self, id: &str) -> PathBuf {
-        self.dir.join("failures").join(format!("{id}.json"))
-    }
 }
 
 /// One run's append-only event log.
@@ -216,18 +219,22 @@ pub struct RunLog {
     dir: PathBuf,
     path: PathBuf,
     file: File,
+    run_id: String,
+    store: Rc<SqliteStore>,
 }
 
 impl RunLog {
-    /// Appends one event as a JSON line and flushes it.
+    /// Appends one event as a JSON line (flushed) and records it in the store.
     pub fn append(&mut self, event: &Event) -> Result<(), RecordError> {
-        let mut line = serde_json::to_vec(event)
+        let value = serde_json::to_value(event)
             .map_err(|e| io_err("encode", &self.path)(std::io::Error::other(e)))?;
+        let mut line = value.to_string().into_bytes();
         line.push(b'\n');
         self.file
             .write_all(&line)
             .and_then(|()| self.file.flush())
-            .map_err(io_err("append to", &self.path))
+            .map_err(io_err("append to", &self.path))?;
+        Ok(self.store.record_event(&self.run_id, &value)?)
     }
 
     /// Keeps a text artefact (a test log) beside the events.

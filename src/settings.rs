@@ -615,6 +615,47 @@ pub struct RulesSettings {
     /// Relative paths are taken from the project; `~/` is expanded.
     #[serde(deserialize_with = "path_list")]
     pub targets: Vec<PathBuf>,
+    /// Review mode: learned rules are stored as proposed and written to no file until
+    /// `promptloop rules approve ID`.
+    pub review: bool,
+    /// Where learned rules live: `project` (the project's store) or `global` (the user's
+    /// store, for rules that hold in every project).
+    pub scope: RuleScope,
+    /// The size budget of each instruction file, the user's own text included.
+    pub budget: RulesBudget,
+    /// Ask the teacher whether two rules say the same thing when the text similarity is in
+    /// the borderline band (costs a teacher call per borderline pair).
+    pub dedup_judge: bool,
+}
+
+closed_enum! {
+    /// `rules.scope`.
+    RuleScope {
+        /// The project's store.
+        #[default]
+        Project => "project",
+        /// The user's store (every project).
+        Global => "global" | "user",
+    }
+}
+
+/// `rules.budget:` — lines and characters for a whole instruction file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RulesBudget {
+    /// Lines at most (Claude Code's advice: about 200 for CLAUDE.md).
+    pub lines: usize,
+    /// Characters at most.
+    pub chars: usize,
+}
+
+impl Default for RulesBudget {
+    fn default() -> Self {
+        Self {
+            lines: 200,
+            chars: 12_000,
+        }
+    }
 }
 
 /// `logging:` section.
@@ -1418,6 +1459,14 @@ impl Settings {
             ("claude.max_turns", check_range(c.max_turns, 1, 500)),
             ("claude.timeout", check_positive(c.timeout)),
             (
+                "rules.budget.lines",
+                check_range(self.rules.budget.lines, 20, 100_000),
+            ),
+            (
+                "rules.budget.chars",
+                check_range(self.rules.budget.chars, 1_000, 10_000_000),
+            ),
+            (
                 "claude.allowed_tools",
                 c.allowed_tools
                     .iter()
@@ -1581,6 +1630,7 @@ impl Settings {
             next.rules.targets.clear();
         }
         set(&mut next.agent.kind, agent_kind);
+        set(&mut next.rules.review, o.review);
         set(&mut next.tests.command, o.test_command.clone());
         set(&mut next.tests.framework, test_framework);
         set(&mut next.tests.timeout, o.test_timeout);
@@ -1684,6 +1734,8 @@ fn flag_for_key(key: &str, o: &Overrides) -> Option<&'static str> {
 pub struct Overrides {
     /// `--max-retries`.
     pub max_retries: Option<u32>,
+    /// `--review`.
+    pub review: Option<bool>,
     /// `--auto-retry` / `--no-auto-retry`.
     pub auto_retry: Option<bool>,
     /// `--context-budget`.
@@ -2169,6 +2221,36 @@ logging:
 
     fn pos(line: u64, column: u64) -> Option<Position> {
         Some(Position { line, column })
+    }
+
+    #[test]
+    fn rules_store_keys_load_validate_and_override() {
+        let (s, warnings) = from_yaml_str(
+            "rules:\n  review: true\n  scope: global\n  budget:\n    lines: 150\n    chars: 9000\n  dedup_judge: true\n",
+            Path::new("c.yaml"),
+            &|_| None,
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(s.rules.review && s.rules.dedup_judge);
+        assert_eq!(s.rules.scope, RuleScope::Global);
+        assert_eq!(s.rules.budget.lines, 150);
+        assert_eq!(s.rules.budget.chars, 9000);
+        let err = from_yaml_str(
+            "rules:\n  budget:\n    lines: 5\n",
+            Path::new("c.yaml"),
+            &|_| None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("rules.budget.lines"), "{err}");
+        let mut s = Settings::default();
+        assert!(!s.rules.review);
+        s.apply(&Overrides {
+            review: Some(true),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert!(s.rules.review);
     }
 
     #[test]

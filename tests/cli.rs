@@ -444,10 +444,17 @@ fn answer_without_a_rule_is_asked_again_then_kept_pending() {
             .unwrap()
             .contains("asked twice")
     );
-    let stored = std::fs::read_dir(p.path.join(".promptloop/failures"))
-        .unwrap()
-        .count();
-    assert_eq!(stored, 2, "both failures are kept");
+    let out = p
+        .promptloop()
+        .args(["history", "--failures", "--json"])
+        .output()
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        stored.as_array().unwrap().len(),
+        2,
+        "both failures are kept"
+    );
 }
 
 #[test]

@@ -364,9 +364,7 @@ fn learned_failure_that_comes_back_is_counted_on_its_rule() {
     let third = capture(&[]);
     assert_eq!(of_type(&third, "failure.recurred")[0]["count"], 2);
     // The count is kept on the learned failure's record.
-    let stored: Value =
-        serde_json::from_str(&project.read(&format!(".promptloop/failures/{original}.json")))
-            .unwrap();
+    let stored = crate::support::stored_failure(&project.path, original);
     assert_eq!(stored["recurrences"], 2);
     assert_eq!(stored["fingerprints"].as_array().unwrap().len(), 2);
 }
@@ -480,9 +478,7 @@ fn semantic_review_turns_a_deleted_test_into_a_rule() {
     assert!(claude_md.contains("test tampering"), "{claude_md}");
     // The failure is kept with its type and source.
     let failure_id = learned[0]["failure_id"].as_str().unwrap();
-    let stored: Value =
-        serde_json::from_str(&project.read(&format!(".promptloop/failures/{failure_id}.json")))
-            .unwrap();
+    let stored = crate::support::stored_failure(&project.path, failure_id);
     assert_eq!(stored["context"]["failure_type"], "test_tampering");
     assert_eq!(stored["context"]["source"], "semantic");
     // The teacher was told what the reviewer found, with the reviewer's prompt for it.
@@ -529,14 +525,7 @@ fn hook(project: &Project, input: &Value, extra: &[&str]) -> (Option<i32>, Strin
 }
 
 fn stored_failures(project: &Project) -> Vec<Value> {
-    let dir = project.path.join(".promptloop/failures");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap())
-        .collect()
+    crate::support::stored_failures(&project.path)
 }
 
 #[test]

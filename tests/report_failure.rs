@@ -76,13 +76,14 @@ fn global_scope_writes_every_type_into_the_home_claude_md_and_leaves_the_project
         "{global}"
     );
     for kind in MANUAL_TYPES {
+        // Rules of one category are rendered under one `### Checks` heading.
         let entry = format!(
-            "### Checks\n- **Rule**: Check the evidence named by {kind}_system before finishing the task.\n"
+            "- **Rule**: Check the evidence named by {kind}_system before finishing the task.\n"
         );
         assert!(global.contains(&entry), "{kind}: {global}");
         assert!(
             global.contains(&format!(
-                "from {} (reported by hand)\n",
+                "from {} (reported by hand) · r-",
                 kind.replace('_', " ")
             )),
             "{global}"

@@ -96,40 +96,51 @@ fn every_target_gets_the_rule_in_its_form_and_user_text_stays() {
     assert!(claude.ends_with(claude_after), "{claude}");
     let inserted = &claude[claude_before.len()..claude.len() - claude_after.len()];
     assert!(
-        inserted.starts_with(&format!("\n{entry_line}\n")),
+        inserted.contains(&format!("\n{entry_line}\n")),
         "{inserted:?}"
     );
     // AGENTS.md: user bytes kept, the section written with the file's CRLF.
     let agents_now = project.read("AGENTS.md");
     assert!(agents_now.starts_with(agents), "{agents_now:?}");
+    let agents_added = &agents_now[agents.len()..];
     assert!(
-        agents_now[agents.len()..].starts_with(&format!(
-            "\r\n\r\n## Learned Rules & Patterns\r\n\r\n{entry_line}\r\n"
-        )),
+        agents_added.starts_with("\r\n\r\n## Learned Rules & Patterns\r\n"),
         "{agents_now:?}"
+    );
+    assert!(
+        agents_added.contains(&format!("\r\n{entry_line}\r\n")),
+        "{agents_now:?}"
+    );
+    assert!(
+        !agents_added.replace("\r\n", "").contains('\n'),
+        "LF in a CRLF file"
     );
     // GEMINI.md: created with just the section.
     let gemini = project.read("GEMINI.md");
     assert!(
-        gemini.starts_with(&format!("## Learned Rules & Patterns\n\n{entry_line}\n")),
+        gemini.starts_with("## Learned Rules & Patterns\n"),
         "{gemini}"
     );
+    assert!(gemini.contains(&format!("\n{entry_line}\n")), "{gemini}");
     // The Cursor rule: created with the front matter Cursor needs to apply it always.
     let mdc = project.read(".cursor/rules/promptloop.mdc");
     assert!(
-        mdc.starts_with(&format!(
-            "{FRONT_MATTER}\n## Learned Rules & Patterns\n\n{entry_line}\n"
-        )),
+        mdc.starts_with(&format!("{FRONT_MATTER}\n## Learned Rules & Patterns\n")),
         "{mdc}"
     );
+    assert!(mdc.contains(&format!("\n{entry_line}\n")), "{mdc}");
     // Copilot's instructions: the user's line, then the section.
     let copilot_now = project.read(".github/copilot-instructions.md");
     assert!(
-        copilot_now.starts_with(&format!(
-            "{copilot}\n## Learned Rules & Patterns\n\n{entry_line}\n"
-        )),
+        copilot_now.starts_with(&format!("{copilot}\n## Learned Rules & Patterns\n")),
         "{copilot_now}"
     );
+    assert!(
+        copilot_now.contains(&format!("\n{entry_line}\n")),
+        "{copilot_now}"
+    );
+    // The rule written by hand into CLAUDE.md's section (no When/Why) is still there.
+    assert!(claude.contains("- **Rule**: Keep functions small\n  - **Source**: by hand\n"));
     // Exactly once in every file.
     for f in &files {
         let text = std::fs::read_to_string(f).expect("read target");
@@ -150,9 +161,11 @@ fn an_existing_cursor_rule_keeps_its_front_matter() {
     assert_eq!(of_type(&evs, "rule.learned").len(), 1);
     let now = project.read(".cursor/rules/house.mdc");
     assert!(
-        now.starts_with(&format!(
-            "{mine}\n## Learned Rules & Patterns\n\n- **Rule**: {RULE_TEXT}\n"
-        )),
+        now.starts_with(&format!("{mine}\n## Learned Rules & Patterns\n")),
+        "{now}"
+    );
+    assert!(
+        now.contains(&format!("\n- **Rule**: {RULE_TEXT}\n")),
         "{now}"
     );
     assert!(!now.contains("alwaysApply: true"), "{now}");

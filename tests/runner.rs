@@ -16,4 +16,5 @@ mod redaction;
 mod report_failure;
 mod rules_file;
 mod rules_targets;
+mod store;
 mod teachers;

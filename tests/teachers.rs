@@ -439,7 +439,7 @@ fn learns_from_every_failure_type(kind: Kind) {
         claude_md.contains("- **Rule**: Check the evidence named by test_failure_system"),
         "{kind:?}: {claude_md}"
     );
-    assert!(claude_md.contains("from test failure\n"), "{claude_md}");
+    assert!(claude_md.contains("from test failure · r-"), "{claude_md}");
 
     for (i, failure_type) in MANUAL_TYPES.iter().enumerate() {
         manual_report(&server, &project, &config, failure_type).success();
@@ -482,7 +482,7 @@ fn learns_from_every_failure_type(kind: Kind) {
             "{kind:?} {failure_type}: {claude_md}"
         );
         assert!(
-            claude_md.contains(&format!(" from {phrase} (reported by hand)\n")),
+            claude_md.contains(&format!(" from {phrase} (reported by hand) · r-")),
             "{kind:?}: {claude_md}"
         );
     }
@@ -613,20 +613,7 @@ fn webhook_401_fails_fast_with_a_clear_message() {
 
 /// The stored failures of a project, as JSON.
 pub fn stored_failures(project: &Project) -> Vec<Value> {
-    let dir = project.path.join(".promptloop/failures");
-    let mut out: Vec<Value> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                .map(|e| {
-                    serde_json::from_slice(&std::fs::read(e.path()).expect("read")).expect("json")
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort_by_key(|v| v["context"]["id"].as_str().unwrap_or("").to_string());
-    out
+    crate::support::stored_failures(&project.path)
 }
 
 /// A teacher that does not answer within its deadline: the report stays pending, with the

@@ -83,7 +83,26 @@ pub(crate) fn rules_targets(
     } else {
         &single
     };
-    RulesTargets::new(paths, agent.instruction_file(), project_dir)
+    // `rules.scope: global` with no file named: the agent's file in the user's home
+    // (`~/.claude/CLAUDE.md`), so the user's store never renders into a project's file.
+    let global_home = match (settings.rules.scope, crate::settings::process_env("HOME")) {
+        (crate::settings::RuleScope::Global, Some(home))
+            if !home.is_empty() && paths.is_empty() =>
+        {
+            let dir = match agent.instruction_file().to_str() {
+                Some("CLAUDE.md") => ".claude",
+                Some("AGENTS.md") => ".codex",
+                Some("GEMINI.md") => ".gemini",
+                _ => ".promptloop",
+            };
+            Some(Path::new(&home).join(dir).join(agent.instruction_file()))
+        }
+        _ => None,
+    };
+    match global_home {
+        Some(file) => RulesTargets::new(std::slice::from_ref(&file), &file, project_dir),
+        None => RulesTargets::new(paths, agent.instruction_file(), project_dir),
+    }
 }
 
 #[cfg(test)]

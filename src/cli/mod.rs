@@ -3,10 +3,12 @@
 
 mod agents;
 mod capture;
+mod history;
 mod hook;
 mod redact;
 mod render;
 mod report;
+mod rules;
 mod teachers;
 
 use std::ffi::OsString;
@@ -27,9 +29,9 @@ use crate::testing::{self, Framework};
 use render::{HumanRenderer, JsonRenderer};
 
 /// Exit code: the loop ended without success.
-const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_FAILED: u8 = 1;
 /// Exit code: bad usage or bad configuration.
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code: interrupted (128 + SIGINT).
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -90,6 +92,11 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The rule store: list, review, edit, retire, export/import, render, log, undo.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
+    /// Runs, attempts and outcomes recorded in the project's store.
+    History(history::HistoryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +139,10 @@ struct CommonArgs {
     /// Print one JSON object per line for each event, for scripts.
     #[arg(long)]
     json: bool,
+    /// Review mode: store learned rules as proposed and write them to no file until
+    /// `promptloop rules approve ID` (overrides rules.review).
+    #[arg(long)]
+    review: bool,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +185,8 @@ pub fn main() -> ExitCode {
         Command::ReportFailure(args) => report::report_failure(args),
         Command::Redact(args) => redact::redact(args),
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
+        Command::Rules(command) => rules::main(command),
+        Command::History(args) => history::main(args),
     }
 }
 
@@ -187,6 +200,8 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "report-failure",
         "redact",
         "config",
+        "rules",
+        "history",
         "help",
         "-h",
         "--help",
@@ -308,6 +323,7 @@ fn overrides(common: &CommonArgs) -> Overrides {
         teacher_mode: common.teacher.clone(),
         rules_file: common.rules_file.clone(),
         agent_kind: common.agent.clone(),
+        review: common.review.then_some(true),
         ..Overrides::default()
     }
 }

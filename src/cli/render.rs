@@ -197,14 +197,24 @@ impl Reporter for HumanRenderer {
                 self.spin(format!("asking the teacher ({teacher})…"))
             }
             Event::RuleLearned {
-                rule, files, added, ..
+                rule,
+                files,
+                added,
+                rule_id,
+                note,
+                ..
             } => {
                 self.stop();
                 let file = files.join(", ");
                 if *added {
-                    self.line(&format!("  ✓ rule learned → {file}"));
+                    self.line(&format!("  ✓ rule {rule_id} learned → {file}"));
                 } else {
-                    self.line(&format!("  • rule learned, already in {file}"));
+                    self.line(&format!(
+                        "  • rule {rule_id} learned, not newly written to {file}"
+                    ));
+                }
+                if let Some(note) = note {
+                    self.line(&format!("      {note}"));
                 }
                 self.line(&format!("      Rule: {}", rule.rule));
                 self.line(&format!("      When: {}", rule.when));

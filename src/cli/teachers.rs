@@ -8,7 +8,8 @@ use crate::learning_loop::Learner;
 use crate::process::find_program;
 use crate::redact::Redactor;
 use crate::rules::RulesTargets;
-use crate::settings::{Loaded, Settings, TeacherMode};
+use crate::settings::{Loaded, RuleScope, Settings, TeacherMode};
+use crate::store::curate::Curation;
 use crate::teacher::Teacher;
 use crate::teacher::anthropic::{self, AnthropicConfig, AnthropicTeacher};
 use crate::teacher::claude_cli::{ClaudeCliConfig, ClaudeCliTeacher};
@@ -192,12 +193,14 @@ pub(super) fn private_files(settings: &Settings) -> Vec<String> {
 }
 
 /// What every command that learns needs from the configuration, resolved once: the prompt
-/// router, the redactor, the private files and the budget. It builds the `Learner`s.
+/// router, the redactor, the private files, the budget and how rules are kept. It builds
+/// the `Learner`s.
 pub(crate) struct Teaching {
     prompts: Router,
     redactor: Redactor,
     private_files: Vec<String>,
     context_budget: usize,
+    curation: Curation,
 }
 
 impl Teaching {
@@ -208,6 +211,7 @@ impl Teaching {
             redactor: redactor(&loaded.settings)?,
             private_files: private_files(&loaded.settings),
             context_budget: loaded.settings.learning.context_budget,
+            curation: curation(&loaded.settings),
         })
     }
 
@@ -225,6 +229,25 @@ impl Teaching {
             private_files: self.private_files.clone(),
             prompts: self.prompts.clone(),
             redactor: &self.redactor,
+            curation: self.curation.clone(),
         }
+    }
+}
+
+/// How learned rules are kept, from `rules:` (review mode, scope, budget, the dedup judge).
+pub(crate) fn curation(settings: &Settings) -> Curation {
+    let r = &settings.rules;
+    Curation {
+        review: r.review,
+        scope: match r.scope {
+            RuleScope::Project => crate::store::Scope::Project,
+            RuleScope::Global => crate::store::Scope::Global,
+        },
+        budget: crate::store::render::Budget {
+            lines: r.budget.lines,
+            chars: r.budget.chars,
+        },
+        judge: r.dedup_judge,
+        user_db: crate::store::user_db_path(&crate::settings::process_env),
     }
 }

@@ -245,6 +245,220 @@ pub fn read_section_rules(path: &Path) -> Result<Vec<String>, RulesFileError> {
     })
 }
 
+/// The managed section of a file as it is now: what the store compares its last render
+/// against, and how much room the user's own text leaves for the section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionSnapshot {
+    /// The section's body: the lines after the heading up to its last non-blank line, with
+    /// LF line endings. `None` when the file has no section (or does not exist).
+    pub body: Option<String>,
+    /// Lines of the file outside the heading and the body (counting the blank line that
+    /// will separate a new section from the text before it).
+    pub outside_lines: usize,
+    /// Characters of the file outside the heading and the body.
+    pub outside_chars: usize,
+}
+
+/// What [`replace_section_body`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplaceOutcome {
+    /// The section already had this body; the file was not rewritten.
+    Unchanged,
+    /// The new body was written.
+    Written,
+    /// The section's body is no longer the one the caller read (someone edited the file
+    /// in between); nothing was written. Read it again and retry.
+    Changed,
+}
+
+/// Reads the managed section of the file at `path`; a missing file is an empty one.
+pub fn read_section(path: &Path) -> Result<SectionSnapshot, RulesFileError> {
+    let target = resolve_symlinks(path)?;
+    let bytes = match fs::read(&target) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_error(Op::Read, &target, e)),
+    };
+    Ok(snapshot(&bytes))
+}
+
+/// Replaces the body of the managed section of the file at `path` with `body` (LF line
+/// endings; converted to the file's), keeping every byte outside the section's body
+/// exactly. `expected` is the body the caller read ([`SectionSnapshot::body`]); if the file
+/// changed since, nothing is written and [`ReplaceOutcome::Changed`] is returned.
+///
+/// A missing section is appended at the end of the file, a missing file is created, as
+/// [`add_entry`] does; the write is atomic and locked the same way.
+pub fn replace_section_body(
+    path: &Path,
+    expected: Option<&str>,
+    body: &str,
+) -> Result<ReplaceOutcome, RulesFileError> {
+    check_body(body).map_err(|reason| RulesFileError::InvalidEntry {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let target = resolve_symlinks(path)?;
+    if fs::metadata(&target).is_ok_and(|m| m.is_dir()) {
+        return Err(RulesFileError::IsDirectory { path: target });
+    }
+    let dir = parent_dir(&target);
+    fs::create_dir_all(&dir).map_err(|e| io_error(Op::CreateDir, &dir, e))?;
+    let lock = WritersLock::acquire(&dir)?;
+    remove_stale_temps(&dir, &target);
+    let (existing, metadata) = read_existing(&target)?;
+    let current = existing.as_deref().map(snapshot).and_then(|s| s.body);
+    if current.as_deref() != expected {
+        return Ok(ReplaceOutcome::Changed);
+    }
+    if current.as_deref() == Some(body) {
+        return Ok(ReplaceOutcome::Unchanged);
+    }
+    if let Some(meta) = &metadata
+        && meta.permissions().readonly()
+    {
+        return Err(RulesFileError::ReadOnly { path: target });
+    }
+    let new_bytes = plan_replace(existing.as_deref(), body);
+    write_atomic(&target, &dir, &lock, &new_bytes, metadata.as_ref())?;
+    drop(lock);
+    Ok(ReplaceOutcome::Written)
+}
+
+/// A body must not end the section early (a `#`/`##` heading outside code) nor leave a
+/// code fence open, which would swallow the user's text after it.
+fn check_body(body: &str) -> Result<(), &'static str> {
+    if body.contains('\r') {
+        return Err("the section body contains a carriage return");
+    }
+    let mut fence = None;
+    for line in body.lines() {
+        let bytes = line.as_bytes();
+        match fence {
+            Some((ch, n)) => {
+                if fence_close(bytes, ch, n) {
+                    fence = None;
+                }
+            }
+            None => {
+                if let Some(open) = fence_open(bytes) {
+                    fence = Some(open);
+                } else if heading_level(bytes).is_some_and(|level| level <= 2) {
+                    return Err(
+                        "the section body contains a `#` or `##` heading, which would end the section",
+                    );
+                }
+            }
+        }
+    }
+    if fence.is_some() {
+        return Err("the section body opens a code fence it does not close");
+    }
+    Ok(())
+}
+
+/// The byte range of the section's body: after the heading line, up to the end of the
+/// section's last non-blank line (the blank lines before the next heading stay outside).
+fn body_range(doc: &Doc<'_>, section: &Section) -> (usize, usize) {
+    let heading = &doc.lines[section.heading];
+    let start = heading.next;
+    let end = (section.heading + 1..section.end)
+        .rev()
+        .find(|&i| !is_blank(doc.content(i)))
+        .map_or(start, |i| doc.lines[i].next);
+    (start, end)
+}
+
+fn count_lines(bytes: &[u8]) -> usize {
+    let newlines = bytes.iter().filter(|b| **b == b'\n').count();
+    newlines + usize::from(!bytes.is_empty() && !bytes.ends_with(b"\n"))
+}
+
+fn count_chars(bytes: &[u8]) -> usize {
+    String::from_utf8_lossy(bytes).chars().count()
+}
+
+fn snapshot(bytes: &[u8]) -> SectionSnapshot {
+    let doc = Doc::parse(bytes);
+    match doc.section() {
+        Some(section) => {
+            let (start, end) = body_range(&doc, &section);
+            let heading = &doc.lines[section.heading];
+            let body = String::from_utf8_lossy(&bytes[start..end]).replace("\r\n", "\n");
+            let before = &bytes[..heading.start];
+            let after = &bytes[end..];
+            SectionSnapshot {
+                body: Some(body),
+                outside_lines: count_lines(before) + count_lines(after),
+                outside_chars: count_chars(before) + count_chars(after),
+            }
+        }
+        None => {
+            let blank_needed = usize::from(
+                !bytes.is_empty()
+                    && doc
+                        .lines
+                        .len()
+                        .checked_sub(1)
+                        .is_some_and(|last| !is_blank(doc.content(last))),
+            );
+            SectionSnapshot {
+                body: None,
+                outside_lines: count_lines(bytes) + blank_needed,
+                outside_chars: count_chars(bytes) + blank_needed,
+            }
+        }
+    }
+}
+
+/// The new file content with the section's body replaced (or the section added).
+fn plan_replace(existing: Option<&[u8]>, body: &str) -> Vec<u8> {
+    let bytes = existing.unwrap_or_default();
+    let doc = Doc::parse(bytes);
+    let nl = doc.newline();
+    let body_bytes = if nl == b"\r\n" {
+        body.replace('\n', "\r\n").into_bytes()
+    } else {
+        body.as_bytes().to_vec()
+    };
+    match doc.section() {
+        Some(section) => {
+            let (start, end) = body_range(&doc, &section);
+            let heading = &doc.lines[section.heading];
+            let mut out = Vec::with_capacity(bytes.len() + body_bytes.len());
+            out.extend_from_slice(&bytes[..start]);
+            if !heading.has_newline && !body_bytes.is_empty() {
+                // The heading is the file's last line, without a newline.
+                out.extend_from_slice(nl);
+            }
+            out.extend_from_slice(&body_bytes);
+            out.extend_from_slice(&bytes[end..]);
+            out
+        }
+        None => {
+            let mut out = bytes.to_vec();
+            let body_empty = bytes.is_empty() || bytes == BOM;
+            if !body_empty {
+                if !bytes.ends_with(b"\n") {
+                    out.extend_from_slice(nl);
+                    out.extend_from_slice(nl);
+                } else if doc
+                    .lines
+                    .len()
+                    .checked_sub(1)
+                    .is_some_and(|last| !is_blank(doc.content(last)))
+                {
+                    out.extend_from_slice(nl);
+                }
+            }
+            out.extend_from_slice(SECTION_HEADING.as_bytes());
+            out.extend_from_slice(nl);
+            out.extend_from_slice(&body_bytes);
+            out
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Locking
 
@@ -1006,6 +1220,59 @@ mod tests {
             "2026-01-01 00:00",
         );
         assert!(entry_lines(&rendered).is_ok());
+    }
+
+    #[test]
+    fn replace_keeps_every_byte_outside_the_body() {
+        let old = "\u{feff}# P\r\n\r\n## Learned Rules & Patterns\r\n\r\n- **Rule**: a\r\n\r\n\r\n## Other\r\nx";
+        let snap = snapshot(old.as_bytes());
+        assert_eq!(snap.body.as_deref(), Some("\n- **Rule**: a\n"));
+        let new = String::from_utf8(plan_replace(Some(old.as_bytes()), "\nnew body\n")).unwrap();
+        assert_eq!(
+            new,
+            "\u{feff}# P\r\n\r\n## Learned Rules & Patterns\r\n\r\nnew body\r\n\r\n\r\n## Other\r\nx"
+        );
+        // Outside counts: the lines before the heading and from the blank lines on.
+        assert_eq!(snap.outside_lines, 2 + 4);
+        // A missing section is appended; an empty file gets just the section.
+        let new = plan_replace(Some(b"text"), "\nb\n");
+        assert_eq!(new, b"text\n\n## Learned Rules & Patterns\n\nb\n");
+        assert_eq!(
+            plan_replace(None, "\nb\n"),
+            b"## Learned Rules & Patterns\n\nb\n"
+        );
+        // Heading as the last line without a newline.
+        let new = plan_replace(Some(b"## Learned Rules & Patterns"), "\nb\n");
+        assert_eq!(new, b"## Learned Rules & Patterns\n\nb\n");
+    }
+
+    #[test]
+    fn replace_refuses_a_stale_read_and_bodies_that_break_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("CLAUDE.md");
+        fs::write(&path, "# A\n\n## Learned Rules & Patterns\n\nold\n").unwrap();
+        assert_eq!(
+            replace_section_body(&path, Some("\nsomething else\n"), "\nnew\n").unwrap(),
+            ReplaceOutcome::Changed
+        );
+        assert_eq!(
+            replace_section_body(&path, Some("\nold\n"), "\nold\n").unwrap(),
+            ReplaceOutcome::Unchanged
+        );
+        assert_eq!(
+            replace_section_body(&path, Some("\nold\n"), "\nnew\n").unwrap(),
+            ReplaceOutcome::Written
+        );
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "# A\n\n## Learned Rules & Patterns\n\nnew\n"
+        );
+        for bad in ["\n## Injected\n", "\n```\nopen\n", "a\r\nb\n"] {
+            assert!(matches!(
+                replace_section_body(&path, Some("\nnew\n"), bad),
+                Err(RulesFileError::InvalidEntry { .. })
+            ));
+        }
     }
 
     #[test]

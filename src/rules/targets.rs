@@ -35,7 +35,8 @@ impl FileForm {
         }
     }
 
-    fn preamble(self) -> Option<&'static str> {
+    /// What a new file of this form starts with (the `.mdc` front matter).
+    pub fn preamble(self) -> Option<&'static str> {
         match self {
             FileForm::Markdown => None,
             FileForm::CursorRule => Some(CURSOR_FRONT_MATTER),
@@ -93,6 +94,11 @@ impl RulesTargets {
     /// Every target, in order.
     pub fn all(&self) -> &[RulesTarget] {
         &self.targets
+    }
+
+    /// The paths, in order.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.targets.iter().map(|t| t.path.clone()).collect()
     }
 
     /// The paths, for messages.

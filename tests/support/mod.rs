@@ -302,3 +302,29 @@ pub fn events(stdout: &[u8]) -> Vec<Value> {
 pub fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == kind).collect()
 }
+
+/// Every failure stored in the project's store (pending and learned), as JSON, ordered by id.
+/// Reads the store through the library, the way `promptloop learn` does.
+pub fn stored_failures(project_dir: &Path) -> Vec<Value> {
+    use promptloop::store::RuleStore;
+    if !project_dir.join(".promptloop").exists() {
+        return Vec::new();
+    }
+    let store = promptloop::store::SqliteStore::open_project(project_dir).expect("open the store");
+    let mut out: Vec<Value> = store
+        .failures()
+        .expect("read failures")
+        .iter()
+        .map(|f| serde_json::to_value(f).expect("failure as JSON"))
+        .collect();
+    out.sort_by_key(|v| v["context"]["id"].as_str().unwrap_or("").to_string());
+    out
+}
+
+/// One stored failure by id.
+pub fn stored_failure(project_dir: &Path, id: &str) -> Value {
+    stored_failures(project_dir)
+        .into_iter()
+        .find(|f| f["context"]["id"] == id)
+        .unwrap_or_else(|| panic!("no stored failure {id}"))
+}

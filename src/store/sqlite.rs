@@ -1,0 +1,1113 @@
+//! [`RuleStore`] on an embedded SQLite database (bundled, WAL mode).
+//!
+//! Dedup lookup without a scan: every rule's tokens are kept in an inverted index
+//! (`rule_tokens`) with their document frequencies (`token_df`). A new rule probes only its
+//! rarest tokens, as many as prefix filtering needs to find every stored rule within the
+//! minimum similarity ([`dedup::probe_len`]), and only those candidates are compared.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::dedup::{self, Features, Judge, Relation, Thresholds};
+use super::{
+    AttemptRow, FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore,
+    RunRow, Scope, Status, StoreChange, StoreError, StoredRule, migrate, now,
+};
+use crate::record::StoredFailure;
+use crate::rules::format::{Rule, one_line};
+
+/// A SQLite-backed store.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    /// True when this open created the schema (a new database).
+    created: bool,
+    thresholds: Thresholds,
+}
+
+const RULE_COLUMNS: &str = "id, category, rule, \"when\", why, scope, status, note, \
+    conflicts_with, created_at, updated_at, activated_at, last_learned_at, times_learned, \
+    recurrences, times_validated";
+
+impl SqliteStore {
+    /// Opens (creating, with parent directories) the database at `path` and brings its
+    /// schema up to date. A database from a newer promptloop is refused untouched.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        }
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(open_err)?;
+        // Checked before any write, WAL included: a newer schema is not ours to touch.
+        let found = migrate::version(&conn).map_err(open_err)?;
+        if found > migrate::latest() {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known: migrate::latest(),
+            });
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        let from = migrate::migrate(&mut conn).map_err(open_err)?;
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            created: from == 0,
+            thresholds: Thresholds::default(),
+        })
+    }
+
+    /// Opens a project's store and, when it is new, imports what `.promptloop/` held from
+    /// earlier versions (run logs and failures).
+    pub fn open_project(project_dir: &Path) -> Result<SqliteStore, StoreError> {
+        let store = SqliteStore::open(&super::project_db_path(project_dir))?;
+        if store.created {
+            super::legacy::import_record(&store, &project_dir.join(crate::record::DIR_NAME))?;
+        }
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this open created the database.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The dedup thresholds in use.
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// A value from the `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets a value in the `meta` table.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Number of rules stored (every status).
+    pub fn count(&self) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM rules", [], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
+    /// Stored rules that may be within similarity `bound` of `f`: the union of the postings
+    /// of its rarest tokens (prefix filtering: complete for every rule with J ≥ `bound`).
+    fn candidates(
+        &self,
+        f: &Features,
+        bound: f64,
+    ) -> Result<Vec<(String, Status, Features, String)>, StoreError> {
+        let probe = dedup::probe_len(f.all.len(), bound);
+        if probe == 0 {
+            return Ok(Vec::new());
+        }
+        let mut df_stmt = self
+            .conn
+            .prepare_cached("SELECT df FROM token_df WHERE token = ?1")?;
+        let mut by_rarity: Vec<(i64, &String)> = Vec::with_capacity(f.all.len());
+        for token in &f.all {
+            let df: i64 = df_stmt
+                .query_row([token], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            by_rarity.push((df, token));
+        }
+        by_rarity.sort();
+        // Beyond the prefix, every token that is not common is probed too; a candidate must
+        // then share at least `need` probed tokens (it can miss at most the unprobed ones),
+        // which drops the many rules that share one rare word by chance before any is read.
+        let n = by_rarity.len();
+        let overlap = n - probe + 1;
+        let rules: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(rowid), 0) FROM rules", [], |r| {
+                    r.get(0)
+                })?;
+        let common = (rules / 50).max(50);
+        let mut probed = probe;
+        while probed < n && by_rarity[probed].0 <= common {
+            probed += 1;
+        }
+        let need = overlap.saturating_sub(n - probed).max(1);
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        let mut post = self
+            .conn
+            .prepare_cached("SELECT rule_id FROM rule_tokens WHERE token = ?1")?;
+        for (df, token) in by_rarity.into_iter().take(probed) {
+            if df == 0 {
+                continue;
+            }
+            let rows = post.query_map([token], |r| r.get::<_, String>(0))?;
+            for id in rows {
+                *counts.entry(id?).or_default() += 1;
+            }
+        }
+        let ids: Vec<String> = counts
+            .into_iter()
+            .filter(|(_, c)| *c >= need)
+            .map(|(id, _)| id)
+            .collect();
+        // Verified in batches: one statement per 200 candidates, compact features.
+        let mut out = Vec::new();
+        for chunk in ids.chunks(200) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT id, status, features, rule FROM rules WHERE id IN ({marks})"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(chunk.iter()), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (id, status, features, text) = row?;
+                let features = Features::decode(&features)
+                    .ok_or_else(|| StoreError::Corrupt(format!("features of {id}")))?;
+                out.push((id, parse_status(&status)?, features, text));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    fn new_id(&self, seed: &str) -> Result<String, StoreError> {
+        let nanos = chrono::Local::now().timestamp_nanos_opt().unwrap_or(0);
+        for attempt in 0u64..64 {
+            let hash = fnv1a(format!("{seed}\u{0}{nanos}\u{0}{attempt}").as_bytes());
+            // Six hex digits are easy to type; longer only when they are taken.
+            let id = if attempt < 32 {
+                format!("r-{:06x}", hash & 0xff_ffff)
+            } else {
+                format!("r-{:08x}", hash & 0xffff_ffff)
+            };
+            let taken: bool = self
+                .conn
+                .query_row("SELECT 1 FROM rules WHERE id = ?1", [&id], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !taken {
+                return Ok(id);
+            }
+        }
+        Err(StoreError::Invalid(
+            "make a rule id: every candidate is taken".into(),
+        ))
+    }
+
+    /// Inserts a rule row with its targets, tokens and provenance (inside the caller's
+    /// transaction).
+    fn insert_row(&self, rule: &StoredRule, features: &Features) -> Result<(), StoreError> {
+        let features_json = features.encode();
+        self.conn.execute(
+            &format!(
+                "INSERT INTO rules ({RULE_COLUMNS}, features) VALUES
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+            ),
+            params![
+                rule.id,
+                rule.rule.category,
+                rule.rule.rule,
+                rule.rule.when,
+                rule.rule.why,
+                rule.scope.as_str(),
+                rule.status.as_str(),
+                rule.note,
+                rule.conflicts_with,
+                rule.created_at,
+                rule.updated_at,
+                rule.activated_at,
+                rule.last_learned_at,
+                rule.times_learned,
+                rule.recurrences,
+                rule.times_validated,
+                features_json,
+            ],
+        )?;
+        self.add_targets(&rule.id, &rule.targets)?;
+        self.index_tokens(&rule.id, features)?;
+        for p in &rule.provenance {
+            self.add_provenance(&rule.id, p)?;
+        }
+        Ok(())
+    }
+
+    fn add_targets(&self, id: &str, targets: &[String]) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO rule_targets(rule_id, target) VALUES (?1, ?2)",
+        )?;
+        for t in targets {
+            stmt.execute(params![id, t])?;
+        }
+        Ok(())
+    }
+
+    fn index_tokens(&self, id: &str, features: &Features) -> Result<(), StoreError> {
+        let mut post = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO rule_tokens(token, rule_id) VALUES (?1, ?2)")?;
+        let mut df = self.conn.prepare_cached(
+            "INSERT INTO token_df(token, df) VALUES (?1, 1)
+             ON CONFLICT(token) DO UPDATE SET df = df + 1",
+        )?;
+        for token in &features.all {
+            if post.execute(params![token, id])? > 0 {
+                df.execute([token])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn unindex_tokens(&self, id: &str) -> Result<(), StoreError> {
+        let tokens: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT token FROM rule_tokens WHERE rule_id = ?1")?;
+            stmt.query_map([id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut df = self
+            .conn
+            .prepare_cached("UPDATE token_df SET df = df - 1 WHERE token = ?1")?;
+        for t in &tokens {
+            df.execute([t])?;
+        }
+        self.conn
+            .execute("DELETE FROM rule_tokens WHERE rule_id = ?1", [id])?;
+        Ok(())
+    }
+
+    fn add_provenance(&self, id: &str, p: &Provenance) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO provenance(rule_id, seq, failure_id, failure_type, source, task,
+                 teacher, model, run_id, learned_at, text)
+             VALUES (?1, (SELECT COALESCE(MAX(seq), -1) + 1 FROM provenance WHERE rule_id = ?1),
+                 ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                id,
+                p.failure_id,
+                p.failure_type,
+                p.source,
+                p.task,
+                p.teacher,
+                p.model,
+                p.run_id,
+                p.learned_at,
+                p.text
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Resolves an id or a unique prefix (`7f3a`, `r-7f3a`).
+    fn resolve(&self, id: &str) -> Result<String, StoreError> {
+        let id = id.trim();
+        let wanted = if id.starts_with("r-") {
+            id.to_string()
+        } else {
+            format!("r-{id}")
+        };
+        if wanted.len() <= 2 {
+            return Err(StoreError::NotFound(id.to_string()));
+        }
+        let exact: Option<String> = self
+            .conn
+            .query_row("SELECT id FROM rules WHERE id = ?1", [&wanted], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(found) = exact {
+            return Ok(found);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM rules WHERE substr(id, 1, length(?1)) = ?1 LIMIT 4")?;
+        let found: Vec<String> = stmt
+            .query_map([&wanted], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        match found.len() {
+            0 => Err(StoreError::NotFound(id.to_string())),
+            1 => Ok(found.into_iter().next().unwrap_or_default()),
+            _ => Err(StoreError::Ambiguous(id.to_string(), found.join(", "))),
+        }
+    }
+
+    fn load(&self, id: &str) -> Result<StoredRule, StoreError> {
+        let mut rule = self
+            .conn
+            .query_row(
+                &format!("SELECT {RULE_COLUMNS} FROM rules WHERE id = ?1"),
+                [id],
+                rule_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))??;
+        self.fill(&mut rule)?;
+        Ok(rule)
+    }
+
+    /// Loads a rule's targets and provenance.
+    fn fill(&self, rule: &mut StoredRule) -> Result<(), StoreError> {
+        let mut targets = self
+            .conn
+            .prepare_cached("SELECT target FROM rule_targets WHERE rule_id = ?1 ORDER BY target")?;
+        rule.targets = targets
+            .query_map([&rule.id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut prov = self.conn.prepare_cached(
+            "SELECT failure_id, failure_type, source, task, teacher, model, run_id, learned_at, text
+             FROM provenance WHERE rule_id = ?1 ORDER BY seq",
+        )?;
+        rule.provenance = prov
+            .query_map([&rule.id], |r| {
+                Ok(Provenance {
+                    failure_id: r.get(0)?,
+                    failure_type: r.get(1)?,
+                    source: r.get(2)?,
+                    task: r.get(3)?,
+                    teacher: r.get(4)?,
+                    model: r.get(5)?,
+                    run_id: r.get(6)?,
+                    learned_at: r.get(7)?,
+                    text: r.get(8)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(())
+    }
+
+    fn query_rules(
+        &self,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StoredRule>, StoreError> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows: Vec<Result<StoredRule, StoreError>> = stmt
+            .query_map(args, rule_from_row)?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut rule = row?;
+            self.fill(&mut rule)?;
+            out.push(rule);
+        }
+        Ok(out)
+    }
+
+    fn event_str<'a>(event: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+        event.get(key).and_then(|v| v.as_str())
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+fn parse_status(s: &str) -> Result<Status, StoreError> {
+    Status::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status {s:?}")))
+}
+
+fn rule_from_row(r: &Row<'_>) -> rusqlite::Result<Result<StoredRule, StoreError>> {
+    let scope: String = r.get(5)?;
+    let status: String = r.get(6)?;
+    let (Some(scope), Ok(status)) = (Scope::parse(&scope), parse_status(&status)) else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "rule {}: bad scope or status",
+            r.get::<_, String>(0)?
+        ))));
+    };
+    Ok(Ok(StoredRule {
+        id: r.get(0)?,
+        rule: Rule {
+            category: r.get(1)?,
+            rule: r.get(2)?,
+            when: r.get(3)?,
+            why: r.get(4)?,
+        },
+        scope,
+        targets: Vec::new(),
+        status,
+        note: r.get(7)?,
+        conflicts_with: r.get(8)?,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+        activated_at: r.get(11)?,
+        last_learned_at: r.get(12)?,
+        times_learned: r.get(13)?,
+        recurrences: r.get(14)?,
+        times_validated: r.get(15)?,
+        provenance: Vec::new(),
+    }))
+}
+
+/// Status preference for a merge: an active rule first, then proposed, then retired.
+fn status_rank(s: Status) -> u8 {
+    match s {
+        Status::Active => 0,
+        Status::Proposed => 1,
+        Status::Retired => 2,
+    }
+}
+
+/// A run id made by `record::new_id` starts with its local start time.
+fn started_from_run_id(id: &str) -> Option<String> {
+    let stamp = id.get(..15)?;
+    let t = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%d-%H%M%S").ok()?;
+    Some(t.format("%Y-%m-%dT%H:%M:%S").to_string())
+}
+
+/// The keys that identify "the same failure" again: its failing test ids; without any
+/// (a plain test command), the same test command failing on the same task.
+fn failure_keys(f: &StoredFailure) -> BTreeSet<String> {
+    let c = &f.context;
+    let mut keys: BTreeSet<String> = c.tests.iter().map(|t| format!("test:{}", t.id)).collect();
+    keys.extend(c.failing_ids.iter().map(|id| format!("test:{id}")));
+    if keys.is_empty()
+        && let Some(command) = &c.test_command
+    {
+        keys.insert(format!("command:{}\u{1}{}", c.task, command));
+    }
+    keys
+}
+
+impl RuleStore for SqliteStore {
+    fn learn(&self, new: NewRule, judge: Option<&dyn Judge>) -> Result<LearnOutcome, StoreError> {
+        let rule = Rule {
+            category: new
+                .rule
+                .category
+                .as_deref()
+                .map(one_line)
+                .filter(|c| !c.is_empty()),
+            rule: one_line(&new.rule.rule),
+            when: one_line(&new.rule.when),
+            why: one_line(&new.rule.why),
+        };
+        if rule.rule.is_empty() {
+            return Err(StoreError::Invalid(
+                "learn a rule: its text is empty".into(),
+            ));
+        }
+        let features = dedup::analyse(&rule.rule);
+        let tx = self.conn.unchecked_transaction()?;
+        let mut same: Option<(u8, f64, String, Status)> = None;
+        let mut conflict: Option<(f64, String)> = None;
+        for (id, status, theirs, text) in
+            self.candidates(&features, self.thresholds.lookup(judge.is_some()))?
+        {
+            let (relation, sim) = dedup::relate(&features, &theirs, &self.thresholds);
+            let relation = match (relation, judge) {
+                (Relation::Borderline, Some(j)) if j.same_rule(&rule.rule, &text) == Some(true) => {
+                    Relation::Same
+                }
+                (r, _) => r,
+            };
+            match relation {
+                Relation::Same => {
+                    let key = (status_rank(status), -sim);
+                    if same
+                        .as_ref()
+                        .is_none_or(|(rank, s, _, _)| key < (*rank, -*s))
+                    {
+                        same = Some((status_rank(status), sim, id, status));
+                    }
+                }
+                Relation::Conflict
+                    if status == Status::Active
+                        && conflict.as_ref().is_none_or(|(s, _)| sim > *s) =>
+                {
+                    conflict = Some((sim, id));
+                }
+                _ => {}
+            }
+        }
+        let stamp = now();
+        let mut provenance = new.provenance.clone();
+        provenance.text = rule.rule.clone();
+        if provenance.learned_at.is_empty() {
+            provenance.learned_at = stamp.clone();
+        }
+        let outcome = if let Some((_, sim, id, status)) = same {
+            self.conn.execute(
+                "UPDATE rules SET times_learned = times_learned + 1, last_learned_at = ?2,
+                     updated_at = ?2 WHERE id = ?1",
+                params![id, stamp],
+            )?;
+            self.add_provenance(&id, &provenance)?;
+            self.add_targets(&id, &new.targets)?;
+            LearnOutcome::Merged {
+                id,
+                status,
+                similarity: sim,
+            }
+        } else {
+            let (status, note, conflicts_with) = match &conflict {
+                Some((_, with)) => {
+                    let theirs: String = self.conn.query_row(
+                        "SELECT rule FROM rules WHERE id = ?1",
+                        [with],
+                        |r| r.get(0),
+                    )?;
+                    (
+                        Status::Proposed,
+                        Some(format!(
+                            "contradicts {with} (\"{theirs}\"); approve one, reject the other"
+                        )),
+                        Some(with.clone()),
+                    )
+                }
+                None => (new.status, None, None),
+            };
+            let id = self.new_id(&rule.rule)?;
+            let stored = StoredRule {
+                id: id.clone(),
+                rule,
+                scope: new.scope,
+                targets: new.targets.clone(),
+                status,
+                note,
+                conflicts_with: conflicts_with.clone(),
+                created_at: stamp.clone(),
+                updated_at: stamp.clone(),
+                activated_at: (status == Status::Active).then(|| stamp.clone()),
+                last_learned_at: stamp.clone(),
+                times_learned: 1,
+                recurrences: 0,
+                times_validated: 0,
+                provenance: vec![provenance],
+            };
+            self.insert_row(&stored, &features)?;
+            match conflicts_with {
+                Some(with) => LearnOutcome::Conflict { id, with },
+                None => LearnOutcome::Added { id, status },
+            }
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    fn insert(&self, rule: &StoredRule) -> Result<String, StoreError> {
+        if one_line(&rule.rule.rule).is_empty() {
+            return Err(StoreError::Invalid(
+                "import a rule: its text is empty".into(),
+            ));
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        let taken = rule.id.is_empty()
+            || self
+                .conn
+                .query_row("SELECT 1 FROM rules WHERE id = ?1", [&rule.id], |_| Ok(()))
+                .optional()?
+                .is_some();
+        let mut rule = rule.clone();
+        if taken {
+            rule.id = self.new_id(&rule.rule.rule)?;
+        }
+        let features = dedup::analyse(&rule.rule.rule);
+        self.insert_row(&rule, &features)?;
+        tx.commit()?;
+        Ok(rule.id)
+    }
+
+    fn get(&self, id: &str) -> Result<StoredRule, StoreError> {
+        let id = self.resolve(id)?;
+        self.load(&id)
+    }
+
+    fn list(&self, filter: &RuleFilter) -> Result<Vec<StoredRule>, StoreError> {
+        let mut sql = format!("SELECT {RULE_COLUMNS} FROM rules r WHERE 1 = 1");
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        if !statuses.is_empty() {
+            let quoted: Vec<String> = statuses.iter().map(|s| format!("'{s}'")).collect();
+            sql.push_str(&format!(" AND status IN ({})", quoted.join(", ")));
+        }
+        let target = filter.target.clone().unwrap_or_default();
+        if filter.target.is_some() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM rule_targets t WHERE t.rule_id = r.id AND t.target = ?1)",
+            );
+            sql.push_str(" ORDER BY created_at, id");
+            self.query_rules(&sql, &[&target])
+        } else {
+            sql.push_str(" ORDER BY created_at, id");
+            self.query_rules(&sql, &[])
+        }
+    }
+
+    fn set_status(
+        &self,
+        id: &str,
+        status: Status,
+        note: Option<&str>,
+    ) -> Result<StoreChange, StoreError> {
+        let id = self.resolve(id)?;
+        let before: String =
+            self.conn
+                .query_row("SELECT status FROM rules WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })?;
+        let before = parse_status(&before)?;
+        let stamp = now();
+        self.conn.execute(
+            "UPDATE rules SET status = ?2, note = ?3, updated_at = ?4,
+                 activated_at = CASE WHEN ?2 = 'active' AND status != 'active' THEN ?4
+                                     ELSE activated_at END
+             WHERE id = ?1",
+            params![id, status.as_str(), note, stamp],
+        )?;
+        Ok(StoreChange {
+            rule_id: id,
+            status_before: Some(before),
+            status_after: status,
+            text_before: None,
+        })
+    }
+
+    fn edit(&self, id: &str, edit: &RuleEdit) -> Result<StoreChange, StoreError> {
+        let id = self.resolve(id)?;
+        let current = self.load(&id)?;
+        let mut rule = current.rule.clone();
+        if let Some(c) = &edit.category {
+            let c = one_line(c);
+            rule.category = (!c.is_empty()).then_some(c);
+        }
+        for (slot, value) in [
+            (&mut rule.rule, &edit.rule),
+            (&mut rule.when, &edit.when),
+            (&mut rule.why, &edit.why),
+        ] {
+            if let Some(v) = value {
+                let v = one_line(v);
+                if v.is_empty() {
+                    return Err(StoreError::Invalid(format!(
+                        "edit rule {id}: a rule's text, when and why must not be empty"
+                    )));
+                }
+                *slot = v;
+            }
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        let features = dedup::analyse(&rule.rule);
+        let features_json = features.encode();
+        self.conn.execute(
+            "UPDATE rules SET category = ?2, rule = ?3, \"when\" = ?4, why = ?5, features = ?6,
+                 updated_at = ?7 WHERE id = ?1",
+            params![
+                id,
+                rule.category,
+                rule.rule,
+                rule.when,
+                rule.why,
+                features_json,
+                now()
+            ],
+        )?;
+        self.unindex_tokens(&id)?;
+        self.index_tokens(&id, &features)?;
+        if let Some(targets) = &edit.targets {
+            self.conn
+                .execute("DELETE FROM rule_targets WHERE rule_id = ?1", [&id])?;
+            self.add_targets(&id, targets)?;
+        }
+        tx.commit()?;
+        Ok(StoreChange {
+            rule_id: id,
+            status_before: Some(current.status),
+            status_after: current.status,
+            text_before: Some(current.rule),
+        })
+    }
+
+    fn ranked_for_target(&self, target: &str) -> Result<Vec<StoredRule>, StoreError> {
+        let sql = format!(
+            "SELECT {RULE_COLUMNS} FROM rules r
+             WHERE status = 'active'
+               AND EXISTS (SELECT 1 FROM rule_targets t WHERE t.rule_id = r.id AND t.target = ?1)
+             ORDER BY 3 * times_validated + 2 * times_learned + recurrences DESC,
+                      last_learned_at DESC, id"
+        );
+        self.query_rules(&sql, &[&target])
+    }
+
+    fn targets(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT target FROM rule_targets UNION SELECT target FROM file_changes ORDER BY 1",
+        )?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn log_file_change(&self, change: &FileChange) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO file_changes(target, at, reason, old_body, new_body, shown, hidden,
+                 store_changes, undone_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                change.target,
+                change.at,
+                change.reason,
+                change.old_body,
+                change.new_body,
+                to_json(&change.shown),
+                change.hidden as i64,
+                to_json(&change.store_changes),
+                change.undone_by,
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn file_changes(
+        &self,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FileChange>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, target, at, reason, old_body, new_body, shown, hidden, store_changes,
+                 undone_by
+             FROM file_changes WHERE ?1 IS NULL OR target = ?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![target, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, Option<i64>>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, target, at, reason, old_body, new_body, shown, hidden, changes, undone_by) =
+                row?;
+            let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("log #{seq}: {e}"));
+            out.push(FileChange {
+                seq,
+                target,
+                at,
+                reason,
+                old_body,
+                new_body,
+                shown: serde_json::from_str(&shown).map_err(corrupt)?,
+                hidden: hidden.max(0) as usize,
+                store_changes: serde_json::from_str(&changes).map_err(corrupt)?,
+                undone_by,
+            });
+        }
+        Ok(out)
+    }
+
+    fn mark_undone(&self, seq: i64, by: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE file_changes SET undone_by = ?2 WHERE seq = ?1",
+            params![seq, by],
+        )?;
+        Ok(())
+    }
+
+    fn save_failure(&self, failure: &StoredFailure) -> Result<(), StoreError> {
+        let c = &failure.context;
+        let data =
+            serde_json::to_string(failure).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let status = serde_json::to_value(failure.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "pending".into());
+        let tx = self.conn.unchecked_transaction()?;
+        let known = self
+            .conn
+            .query_row("SELECT 1 FROM failures WHERE id = ?1", [&c.id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        self.conn.execute(
+            "INSERT INTO failures(id, status, failure_type, source, run_id, attempt, captured_at, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data",
+            params![c.id, status, c.failure_type, c.source, c.run_id, c.attempt, c.captured_at, data],
+        )?;
+        if !known {
+            let keys = failure_keys(failure);
+            let mut add = self.conn.prepare_cached(
+                "INSERT OR IGNORE INTO failure_keys(key, failure_id) VALUES (?1, ?2)",
+            )?;
+            for key in &keys {
+                add.execute(params![key, c.id])?;
+            }
+            // The same failing tests again, while a rule learned from them was active.
+            let mut find = self.conn.prepare_cached(
+                "SELECT DISTINCT p.rule_id FROM failure_keys k
+                   JOIN provenance p ON p.failure_id = k.failure_id
+                   JOIN rules r ON r.id = p.rule_id
+                 WHERE k.key = ?1 AND k.failure_id != ?2 AND r.status = 'active'
+                   AND r.activated_at IS NOT NULL AND r.activated_at <= ?3",
+            )?;
+            let mut rules = BTreeSet::new();
+            for key in &keys {
+                for id in
+                    find.query_map(params![key, c.id, c.captured_at], |r| r.get::<_, String>(0))?
+                {
+                    rules.insert(id?);
+                }
+            }
+            for id in rules {
+                let added = self.conn.execute(
+                    "INSERT OR IGNORE INTO rule_recurrences(rule_id, failure_id) VALUES (?1, ?2)",
+                    params![id, c.id],
+                )?;
+                if added > 0 {
+                    self.conn.execute(
+                        "UPDATE rules SET recurrences = recurrences + 1 WHERE id = ?1",
+                        [&id],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn failures(&self) -> Result<Vec<StoredFailure>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, data FROM failures ORDER BY captured_at, id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, data) = row?;
+            out.push(
+                serde_json::from_str(&data)
+                    .map_err(|e| StoreError::Corrupt(format!("failure {id}: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn record_event(&self, run_id: &str, event: &serde_json::Value) -> Result<(), StoreError> {
+        let kind = Self::event_str(event, "type").unwrap_or("unknown");
+        let tx = self.conn.unchecked_transaction()?;
+        self.conn.execute(
+            "INSERT INTO events(run_id, seq, type, data)
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3)",
+            params![run_id, kind, event.to_string()],
+        )?;
+        let attempt = event.get("attempt").and_then(|v| v.as_i64());
+        let count = |key: &str| {
+            event
+                .get(key)
+                .and_then(|v| v.as_array())
+                .map_or(0, |a| a.len() as i64)
+        };
+        match kind {
+            "run.started" => {
+                self.conn.execute(
+                    "INSERT INTO runs(id, task, agent, teacher, rules_file, started_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(id) DO UPDATE SET task = excluded.task",
+                    params![
+                        run_id,
+                        Self::event_str(event, "task").unwrap_or_default(),
+                        Self::event_str(event, "agent"),
+                        Self::event_str(event, "teacher"),
+                        Self::event_str(event, "rules_file"),
+                        started_from_run_id(run_id).unwrap_or_else(now),
+                    ],
+                )?;
+            }
+            "attempt.started" => {
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO attempts(run_id, attempt) VALUES (?1, ?2)",
+                    params![run_id, attempt],
+                )?;
+            }
+            "agent.finished" => {
+                let status = event
+                    .get("outcome")
+                    .and_then(|o| o.get("status"))
+                    .and_then(|s| s.as_str());
+                self.conn.execute(
+                    "UPDATE attempts SET agent_status = ?3, changed_files = ?4
+                     WHERE run_id = ?1 AND attempt = ?2",
+                    params![run_id, attempt, status, count("changed_files")],
+                )?;
+            }
+            "tests.finished" => {
+                let outcome = event
+                    .get("tests")
+                    .and_then(|t| t.get("outcome"))
+                    .and_then(|s| s.as_str());
+                self.conn.execute(
+                    "UPDATE attempts SET tests_outcome = ?3, failing = ?4
+                     WHERE run_id = ?1 AND attempt = ?2",
+                    params![run_id, attempt, outcome, count("failing")],
+                )?;
+            }
+            "failure.captured" => {
+                self.conn.execute(
+                    "UPDATE attempts SET failure_id = ?3 WHERE run_id = ?1 AND attempt = ?2",
+                    params![run_id, attempt, Self::event_str(event, "failure_id")],
+                )?;
+            }
+            "rule.learned" => {
+                self.conn.execute(
+                    "UPDATE attempts SET rule_id = ?3
+                     WHERE run_id = ?1 AND failure_id = ?2",
+                    params![
+                        run_id,
+                        Self::event_str(event, "failure_id"),
+                        Self::event_str(event, "rule_id"),
+                    ],
+                )?;
+            }
+            "attempt.reverted" => {
+                self.conn.execute(
+                    "UPDATE attempts SET reverted = 1 WHERE run_id = ?1 AND attempt = ?2",
+                    params![run_id, attempt],
+                )?;
+            }
+            "run.finished" => {
+                let num = |key: &str| event.get(key).and_then(|v| v.as_u64()).unwrap_or(0) as i64;
+                let outcome = Self::event_str(event, "outcome");
+                self.conn.execute(
+                    "UPDATE runs SET outcome = ?2, attempts = ?3, rules_learned = ?4, pending = ?5,
+                         cost_usd = ?6, duration_ms = ?7, message = ?8 WHERE id = ?1",
+                    params![
+                        run_id,
+                        outcome,
+                        num("attempts"),
+                        num("rules_learned"),
+                        num("pending"),
+                        event
+                            .get("cost_usd")
+                            .and_then(|v| v.as_f64())
+                            .unwrap_or(0.0),
+                        event
+                            .get("duration_ms")
+                            .and_then(|v| v.as_u64())
+                            .map(|v| v as i64),
+                        Self::event_str(event, "message"),
+                    ],
+                )?;
+                if outcome == Some("passed") {
+                    // The run passed after learning these: evidence that they help.
+                    self.conn.execute(
+                        "UPDATE rules SET times_validated = times_validated + 1
+                         WHERE id IN (SELECT DISTINCT rule_id FROM provenance WHERE run_id = ?1)",
+                        [run_id],
+                    )?;
+                }
+            }
+            _ => {}
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, task, agent, teacher, started_at, outcome, attempts, rules_learned,
+                 pending, cost_usd, duration_ms, message
+             FROM runs ORDER BY started_at DESC, id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(RunRow {
+                id: r.get(0)?,
+                task: r.get(1)?,
+                agent: r.get(2)?,
+                teacher: r.get(3)?,
+                started_at: r.get(4)?,
+                outcome: r.get(5)?,
+                attempts: r.get(6)?,
+                rules_learned: r.get(7)?,
+                pending: r.get(8)?,
+                cost_usd: r.get(9)?,
+                duration_ms: r.get::<_, Option<i64>>(10)?.map(|v| v.max(0) as u64),
+                message: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id, attempt, agent_status, changed_files, tests_outcome, failing,
+                 failure_id, rule_id, reverted
+             FROM attempts WHERE run_id = ?1 ORDER BY attempt",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok(AttemptRow {
+                run_id: r.get(0)?,
+                attempt: r.get(1)?,
+                agent_status: r.get(2)?,
+                changed_files: r.get(3)?,
+                tests_outcome: r.get(4)?,
+                failing: r.get(5)?,
+                failure_id: r.get(6)?,
+                rule_id: r.get(7)?,
+                reverted: r.get::<_, i64>(8)? != 0,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// JSON for log fields (plain data, so encoding cannot fail in practice).
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
+}
+
+/// Counts of what an import brought in.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportCounts {
+    /// Runs imported.
+    pub runs: usize,
+    /// Failures imported.
+    pub failures: usize,
+}
