@@ -331,8 +331,27 @@ fn check_body(body: &str) -> Result<(), &'static str> {
     if body.contains('\r') {
         return Err("the section body contains a carriage return");
     }
+    match structure_breaker(body.lines()) {
+        Some(Breaker::Heading) => {
+            Err("the section body contains a `#` or `##` heading, which would end the section")
+        }
+        Some(Breaker::OpenFence) => Err("the section body opens a code fence it does not close"),
+        None => Ok(()),
+    }
+}
+
+/// What in a piece of text would break the section it is written into.
+enum Breaker {
+    /// A `#` or `##` heading outside a code fence: it would end the section early.
+    Heading,
+    /// A code fence left open: it would swallow the user's text after it.
+    OpenFence,
+}
+
+/// The first thing in `lines` that would break the section, if any.
+fn structure_breaker<'a>(lines: impl Iterator<Item = &'a str>) -> Option<Breaker> {
     let mut fence = None;
-    for line in body.lines() {
+    for line in lines {
         let bytes = line.as_bytes();
         match fence {
             Some((ch, n)) => {
@@ -344,17 +363,12 @@ fn check_body(body: &str) -> Result<(), &'static str> {
                 if let Some(open) = fence_open(bytes) {
                     fence = Some(open);
                 } else if heading_level(bytes).is_some_and(|level| level <= 2) {
-                    return Err(
-                        "the section body contains a `#` or `##` heading, which would end the section",
-                    );
+                    return Some(Breaker::Heading);
                 }
             }
         }
     }
-    if fence.is_some() {
-        return Err("the section body opens a code fence it does not close");
-    }
-    Ok(())
+    fence.map(|_| Breaker::OpenFence)
 }
 
 /// The byte range of the section's body: after the heading line, up to the end of the
@@ -691,30 +705,13 @@ fn entry_lines(entry_text: &str) -> Result<Vec<&str>, &'static str> {
     if lines.iter().any(|l| l.contains('\r')) {
         return Err("the entry contains a bare carriage return");
     }
-    let mut fence = None;
-    for line in &lines {
-        let bytes = line.as_bytes();
-        match fence {
-            Some((ch, n)) => {
-                if fence_close(bytes, ch, n) {
-                    fence = None;
-                }
-            }
-            None => {
-                if let Some(open) = fence_open(bytes) {
-                    fence = Some(open);
-                } else if heading_level(bytes).is_some_and(|level| level <= 2) {
-                    return Err(
-                        "the entry contains a `#` or `##` heading, which would end the section",
-                    );
-                }
-            }
+    match structure_breaker(lines.iter().copied()) {
+        Some(Breaker::Heading) => {
+            Err("the entry contains a `#` or `##` heading, which would end the section")
         }
+        Some(Breaker::OpenFence) => Err("the entry opens a code fence it does not close"),
+        None => Ok(lines),
     }
-    if fence.is_some() {
-        return Err("the entry opens a code fence it does not close");
-    }
-    Ok(lines)
 }
 
 /// The result of planning an insertion.
