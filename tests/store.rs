@@ -749,3 +749,40 @@ fn bad_ids_and_statuses_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has not changed it"));
 }
+
+/// Text a person wrote inside the managed section that is not a readable rule (a note, a rule
+/// without When/Why) is theirs: every render keeps it, verbatim, and a second render changes
+/// nothing.
+#[test]
+fn hand_written_text_in_the_section_survives_every_render() {
+    let p = Project::new();
+    p.write("app.txt", "broken\n");
+    let note = "Ask Dana before touching billing.";
+    let partial = "- **Rule**: Keep functions small\n  - **Source**: written by hand";
+    p.write(
+        "CLAUDE.md",
+        &format!("# Team notes\n\n## Learned Rules & Patterns\n\n{note}\n\n{partial}\n\n## Style\n\nTabs.\n"),
+    );
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-qm", "app"]);
+    let config = offline_config(&p, "");
+    let evs = run_json(&p, &config, &[]);
+    assert!(!of_type(&evs, "rule.learned").is_empty(), "{evs:#?}");
+    let after_run = p.read("CLAUDE.md");
+    assert!(after_run.contains(&format!("\n{note}\n")), "{after_run}");
+    assert!(after_run.contains(&format!("\n{partial}\n")), "{after_run}");
+    assert!(after_run.starts_with("# Team notes\n\n## Learned Rules & Patterns\n"));
+    assert!(after_run.ends_with("\n## Style\n\nTabs.\n"), "{after_run}");
+    assert_eq!(after_run.matches("- **Rule**:").count(), 2, "{after_run}");
+    // Rendering again keeps it all and writes nothing.
+    let render = rules_json(&p, &["render"]);
+    assert!(
+        render
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["written"] == false),
+        "{render}"
+    );
+    assert_eq!(p.read("CLAUDE.md"), after_run);
+}

@@ -441,8 +441,9 @@ fn report_files(files: &[SyncReport]) {
         }
         if f.foreign_lines > 0 {
             eprintln!(
-                "warning: {} line(s) of text in the managed section of {} were not rules; they \
-                 are kept in `promptloop rules log --bodies`: move notes outside the section",
+                "note: {} line(s) of text in the managed section of {} are not rules promptloop \
+                 can read (a rule needs Rule, When and Why); they stay in the file as they are, \
+                 above the rendered rules",
                 f.foreign_lines, f.target
             );
         }
