@@ -16,7 +16,7 @@ echo "gemini $(tests/agents/node_modules/.bin/gemini --version)"
 # (Debian's golang-go), cargo-nextest (on the machine image; from crates.io if missing).
 npm ci --prefix tests/fixtures/frameworks/js --no-audit --no-fund --loglevel=error
 if ! command -v go >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq golang-go >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
 fi
 go version
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
