@@ -13,19 +13,18 @@
 // Each test binary uses a different subset of this module.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+
+use super::server::Served;
 
 /// `input_tokens` reported for every answered request (Claude Code turns usage into `total_cost_usd`).
 pub const INPUT_TOKENS: u64 = 1000;
@@ -268,10 +267,8 @@ impl Shared {
 
 /// A fake Anthropic API server on `127.0.0.1:<ephemeral port>`; stops when dropped.
 pub struct FakeAnthropic {
-    addr: SocketAddr,
+    server: Served,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl FakeAnthropic {
@@ -280,77 +277,32 @@ impl FakeAnthropic {
     ///
     /// Panics if the loopback socket or the runtime cannot be set up (a broken test machine).
     pub fn start(script: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> FakeAnthropic {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("fake_anthropic: bind 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("fake_anthropic: set_nonblocking");
-        let addr = listener
-            .local_addr()
-            .expect("fake_anthropic: local_addr of bound socket");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("fake-anthropic")
-            .enable_all()
-            .build()
-            .expect("fake_anthropic: build tokio runtime");
         let shared = Arc::new(Shared {
             script: Box::new(script),
             requests: Mutex::new(Vec::new()),
             ids: AtomicU64::new(0),
         });
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let state = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("fake-anthropic".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            eprintln!("fake_anthropic: cannot adopt listener: {e}");
-                            return;
-                        }
-                    };
-                    let app = axum::Router::new().fallback(
-                        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                            let state = Arc::clone(&state);
-                            // Blocking pool: a delayed reply sleeps without stalling others.
-                            async move {
-                                tokio::task::spawn_blocking(move || {
-                                    handle(&state, method, uri, headers, body)
-                                })
-                                .await
-                                .unwrap_or_else(|e| {
-                                    error_response(500, "api_error", &e.to_string(), None)
-                                })
-                            }
-                        },
-                    );
-                    tokio::select! {
-                        result = axum::serve(listener, app) => {
-                            if let Err(e) = result {
-                                eprintln!("fake_anthropic: server stopped: {e}");
-                            }
-                        }
-                        _ = shutdown_rx => {}
-                    }
-                });
-                // Drops open keep-alive connections without waiting for clients.
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })
-            .expect("fake_anthropic: spawn server thread");
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let state = Arc::clone(&state);
+                // Blocking pool: a delayed reply sleeps without stalling others.
+                async move {
+                    tokio::task::spawn_blocking(move || handle(&state, method, uri, headers, body))
+                        .await
+                        .unwrap_or_else(|e| error_response(500, "api_error", &e.to_string(), None))
+                }
+            },
+        );
         FakeAnthropic {
-            addr,
+            server: Served::start("fake-anthropic", app),
             shared,
-            shutdown: Some(shutdown_tx),
-            thread: Some(thread),
         }
     }
 
     /// The value for `ANTHROPIC_BASE_URL`, e.g. `http://127.0.0.1:41234` (no trailing slash).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     /// Every request received so far, in arrival order (all paths, not only Messages calls).
@@ -366,19 +318,6 @@ impl FakeAnthropic {
             .filter(|r| r.is_messages())
             .cloned()
             .collect()
-    }
-}
-
-impl Drop for FakeAnthropic {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            // The receiver is gone only if the server already stopped.
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            // A panic on the server thread was already reported on stderr.
-            let _ = thread.join();
-        }
     }
 }
 

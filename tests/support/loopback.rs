@@ -5,17 +5,14 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
+use super::server::Served;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 /// One HTTP request the server received.
 #[derive(Clone, Debug)]
@@ -57,71 +54,35 @@ pub enum Answer {
 
 type Handler = dyn Fn(&Recorded) -> Answer + Send + Sync + 'static;
 
-/// The running server.
+/// The running server; stops when dropped.
 pub struct Loopback {
-    addr: SocketAddr,
+    server: Served,
     requests: Arc<Mutex<Vec<Recorded>>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Loopback {
     /// Starts a server on an ephemeral port of 127.0.0.1. A panicking handler answers 500
     /// with the panic's text, so a test sees its own bug instead of a hung client.
     pub fn start(handler: impl Fn(&Recorded) -> Answer + Send + Sync + 'static) -> Loopback {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local addr");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
-        let (tx, rx) = oneshot::channel::<()>();
         let recorded = Arc::clone(&requests);
-        let thread = std::thread::Builder::new()
-            .name("fake-model-server".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            eprintln!("loopback: cannot adopt listener: {e}");
-                            return;
-                        }
-                    };
-                    let app = axum::Router::new().fallback(
-                        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                            let handler = Arc::clone(&handler);
-                            let recorded = Arc::clone(&recorded);
-                            async move { serve(&*handler, &recorded, method, uri, headers, body) }
-                        },
-                    );
-                    tokio::select! {
-                        result = axum::serve(listener, app) => {
-                            if let Err(e) = result {
-                                eprintln!("loopback: server stopped: {e}");
-                            }
-                        }
-                        _ = rx => {}
-                    }
-                });
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })
-            .expect("server thread");
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let handler = Arc::clone(&handler);
+                let recorded = Arc::clone(&recorded);
+                async move { serve(&*handler, &recorded, method, uri, headers, body) }
+            },
+        );
         Loopback {
-            addr,
+            server: Served::start("fake-model-server", app),
             requests,
-            shutdown: Some(tx),
-            thread: Some(thread),
         }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     /// Every request so far, in arrival order.
@@ -130,17 +91,6 @@ impl Loopback {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-}
-
-impl Drop for Loopback {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

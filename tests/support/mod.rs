@@ -8,6 +8,7 @@ pub mod fake_anthropic;
 pub mod fake_gemini;
 pub mod fake_openai;
 pub mod loopback;
+pub mod server;
 pub mod teacher_loopback;
 
 use std::collections::BTreeMap;

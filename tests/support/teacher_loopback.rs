@@ -8,17 +8,15 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::server::Served;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
@@ -88,106 +86,73 @@ type Script = dyn Fn(&Hit) -> Answer + Send + Sync + 'static;
 
 /// The server; stops when dropped.
 pub struct Loopback {
-    addr: SocketAddr,
+    server: Served,
     hits: Arc<Mutex<Vec<Hit>>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Loopback {
     /// Starts a server answering every request with `script`.
     pub fn start(script: impl Fn(&Hit) -> Answer + Send + Sync + 'static) -> Loopback {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local addr");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
         let hits = Arc::new(Mutex::new(Vec::new()));
         let script: Arc<Script> = Arc::new(script);
-        let (tx, rx) = oneshot::channel::<()>();
         let recorded = Arc::clone(&hits);
-        let thread = std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                let app = axum::Router::new().fallback(
-                    move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                        let script = Arc::clone(&script);
-                        let recorded = Arc::clone(&recorded);
-                        async move {
-                            let raw = String::from_utf8_lossy(&body).into_owned();
-                            let hit = Hit {
-                                method: method.to_string(),
-                                path: uri
-                                    .path_and_query()
-                                    .map_or_else(|| uri.path().to_string(), |p| p.to_string()),
-                                headers: headers
-                                    .iter()
-                                    .map(|(n, v)| {
-                                        (
-                                            n.as_str().to_string(),
-                                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                        )
-                                    })
-                                    .collect(),
-                                json: serde_json::from_str(&raw).unwrap_or(Value::Null),
-                                raw,
-                                at: Instant::now(),
-                            };
-                            recorded
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(hit.clone());
-                            let answer = tokio::task::spawn_blocking(move || script(&hit))
-                                .await
-                                .unwrap_or_else(|e| {
-                                    Answer::json(500, json!({"error": {"message": format!("script panicked: {e}")}}))
-                                });
-                            if !answer.delay.is_zero() {
-                                tokio::time::sleep(answer.delay).await;
-                            }
-                            respond(answer)
-                        }
-                    },
-                );
-                tokio::select! {
-                    _ = axum::serve(listener, app) => {}
-                    _ = rx => {}
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let script = Arc::clone(&script);
+                let recorded = Arc::clone(&recorded);
+                async move {
+                    let raw = String::from_utf8_lossy(&body).into_owned();
+                    let hit = Hit {
+                        method: method.to_string(),
+                        path: uri
+                            .path_and_query()
+                            .map_or_else(|| uri.path().to_string(), |p| p.to_string()),
+                        headers: headers
+                            .iter()
+                            .map(|(n, v)| {
+                                (
+                                    n.as_str().to_string(),
+                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                )
+                            })
+                            .collect(),
+                        json: serde_json::from_str(&raw).unwrap_or(Value::Null),
+                        raw,
+                        at: Instant::now(),
+                    };
+                    recorded
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(hit.clone());
+                    let answer = tokio::task::spawn_blocking(move || script(&hit))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Answer::json(
+                                500,
+                                json!({"error": {"message": format!("script panicked: {e}")}}),
+                            )
+                        });
+                    if !answer.delay.is_zero() {
+                        tokio::time::sleep(answer.delay).await;
+                    }
+                    respond(answer)
                 }
-            });
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        });
+            },
+        );
         Loopback {
-            addr,
+            server: Served::start("teacher-server", app),
             hits,
-            shutdown: Some(tx),
-            thread: Some(thread),
         }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     /// Every request so far.
     pub fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Drop for Loopback {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
