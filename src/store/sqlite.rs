@@ -497,9 +497,15 @@ fn started_from_run_id(id: &str) -> Option<String> {
     Some(t.format("%Y-%m-%dT%H:%M:%S").to_string())
 }
 
-/// The keys that identify "the same failure" again: its failing test ids; without any
-/// (a plain test command), the same test command failing on the same task.
+/// The keys that identify "the same failure" again: its fingerprints; for records without
+/// them, its failing test ids, or (a plain test command) the same command failing on the
+/// same task.
 fn failure_keys(f: &StoredFailure) -> BTreeSet<String> {
+    // The failure's fingerprints (type, normalised test id, error shape) say best when the
+    // same failure comes back; records from before fingerprints fall back to test ids.
+    if !f.fingerprints.is_empty() {
+        return f.fingerprints.iter().map(|fp| format!("fp:{fp}")).collect();
+    }
     let c = &f.context;
     let mut keys: BTreeSet<String> = c.tests.iter().map(|t| format!("test:{}", t.id)).collect();
     keys.extend(c.failing_ids.iter().map(|id| format!("test:{id}")));
