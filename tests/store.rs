@@ -786,3 +786,70 @@ fn hand_written_text_in_the_section_survives_every_render() {
     );
     assert_eq!(p.read("CLAUDE.md"), after_run);
 }
+
+/// Eight promptloop processes learning at once into one project — the real write path: the
+/// store's database, then the managed section rendered with compare-and-swap. Every rule lands,
+/// once, in the store and in CLAUDE.md, and the user's text stays.
+#[test]
+fn eight_processes_learning_at_once_all_land() {
+    // Distinct lessons (the dedup would rightly merge rewordings of one).
+    const RULES: [&str; 8] = [
+        "Pin the zebra payment SDK to the version in requirements.lock",
+        "Evict quartz cache entries by key prefix, never flush the whole cache",
+        "Write violet service logs as JSON lines with a request id",
+        "Run harbor database migrations before deploying the web workers",
+        "Cap falcon HTTP retries at three with exponential backoff",
+        "Load copper translations from locales/ at start-up, not per request",
+        "Read meadow feature flags through FlagClient, never from env vars",
+        "Reject tundra uploads over 25 MB before streaming them to S3",
+    ];
+    let p = Project::new();
+    p.write("CLAUDE.md", "# Team notes\n\nBe kind.\n");
+    p.git(&["add", "-A"]);
+    p.git(&["commit", "-qm", "notes"]);
+    let children: Vec<std::process::Child> = RULES
+        .iter()
+        .map(|rule| {
+            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("promptloop"));
+            cmd.current_dir(&p.path)
+                .env("HOME", p.home.path())
+                .env("XDG_CONFIG_HOME", p.home.path().join(".config"))
+                .env("XDG_DATA_HOME", p.home.path().join(".local/share"))
+                .args([
+                    "report-failure",
+                    "-f",
+                    "config_error",
+                    "--teacher",
+                    "offline",
+                    "--json",
+                ])
+                .args(["-D", "The agent ignored a project convention"])
+                .args(["-C", rule])
+                .args(["-T", "Work on the service"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().expect("spawn promptloop")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rules = rules_json(&p, &["list"]);
+    let rules = rules.as_array().unwrap();
+    assert_eq!(rules.len(), 8, "{rules:#?}");
+    let claude_md = p.read("CLAUDE.md");
+    assert!(
+        claude_md.starts_with("# Team notes\n\nBe kind.\n"),
+        "{claude_md}"
+    );
+    assert_eq!(claude_md.matches("## Learned Rules & Patterns").count(), 1);
+    for rule in RULES {
+        let line = format!("- **Rule**: {rule}\n");
+        assert_eq!(claude_md.matches(&line).count(), 1, "{rule}: {claude_md}");
+    }
+}

@@ -4,7 +4,7 @@
 //! transaction, so a crash leaves the database at a whole version. A database whose version
 //! is above what this binary knows is refused before anything is written to it.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`. Append only: never edit a
 /// migration that has shipped.
@@ -149,12 +149,14 @@ pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {
 /// Applies the migrations above the database's version; returns the version it had.
 /// The caller has checked that the version is not newer than [`latest`].
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
-    let from = version(conn)?;
+    // One immediate transaction: the version is read and raised under the write lock, so
+    // two processes opening a new database at once do not both apply the same step.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let from = version(&tx)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(from)
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::dedup::{self, Features, Judge, Relation, Thresholds};
 use super::{
@@ -81,6 +81,17 @@ impl SqliteStore {
             super::legacy::import_record(&store, &project_dir.join(crate::record::DIR_NAME))?;
         }
         Ok(store)
+    }
+
+    /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`). A deferred
+    /// one that reads and then writes fails at once with "database is locked" when another
+    /// process wrote in between, instead of waiting for the busy timeout; taken first, the
+    /// lock also serialises the duplicate check with the insert across processes.
+    fn write_tx(&self) -> Result<Transaction<'_>, StoreError> {
+        Ok(Transaction::new_unchecked(
+            &self.conn,
+            TransactionBehavior::Immediate,
+        )?)
     }
 
     /// The database file.
@@ -536,7 +547,7 @@ impl RuleStore for SqliteStore {
             ));
         }
         let features = dedup::analyse(&rule.rule);
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         let mut same: Option<(u8, f64, String, Status)> = None;
         let mut conflict: Option<(f64, String)> = None;
         for (id, status, theirs, text) in
@@ -639,7 +650,7 @@ impl RuleStore for SqliteStore {
                 "import a rule: its text is empty".into(),
             ));
         }
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         let taken = rule.id.is_empty()
             || self
                 .conn
@@ -733,7 +744,7 @@ impl RuleStore for SqliteStore {
                 *slot = v;
             }
         }
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         let features = dedup::analyse(&rule.rule);
         let features_json = features.encode();
         self.conn.execute(
@@ -867,7 +878,7 @@ impl RuleStore for SqliteStore {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_else(|| "pending".into());
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         let known = self
             .conn
             .query_row("SELECT 1 FROM failures WHERE id = ?1", [&c.id], |_| Ok(()))
@@ -938,7 +949,7 @@ impl RuleStore for SqliteStore {
 
     fn record_event(&self, run_id: &str, event: &serde_json::Value) -> Result<(), StoreError> {
         let kind = Self::event_str(event, "type").unwrap_or("unknown");
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write_tx()?;
         self.conn.execute(
             "INSERT INTO events(run_id, seq, type, data)
              VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3)",
