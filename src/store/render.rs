@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::StoredRule;
-use crate::rules::format::{Label, Rule, one_line, parse_answer, parse_label};
+use crate::rules::format::{Label, Rule, one_line, parse_answer, parse_label, render_entry};
 
 /// The first line of every rendered body, so a reader knows where the text comes from.
 pub const MARKER: &str = "<!-- promptloop: rendered from its rule store; `promptloop rules list` shows every rule, `promptloop rules edit|retire ID` changes them -->";
@@ -145,28 +145,23 @@ fn body_for(ranked: &[StoredRule], n: usize, budget: Budget) -> (String, Vec<Str
     (out, ids)
 }
 
-/// One rule as a markdown entry, with its id on the Source line.
+/// One rule as a markdown entry, with its id on the Source line. The category heading is
+/// left out: the section groups rules under one heading per category.
 pub fn entry(rule: &StoredRule) -> String {
-    let mut out = String::new();
-    for (label, value) in [
-        ("Rule", &rule.rule.rule),
-        ("When", &rule.rule.when),
-        ("Why", &rule.rule.why),
-    ] {
-        out.push_str(&format!("- **{label}**: {}\n", one_line(value)));
-    }
     let first = rule.provenance.first();
     let when = first
         .map(|p| p.learned_at.as_str())
         .unwrap_or(rule.created_at.as_str());
     let from = first.map_or_else(|| "promptloop".to_string(), source_of);
-    out.push_str(&format!(
-        "  - **Source**: Learned on {} from {} · {}\n",
-        short_time(when),
-        one_line(&from),
-        rule.id
-    ));
-    out
+    let uncategorised = Rule {
+        category: None,
+        ..rule.rule.clone()
+    };
+    render_entry(
+        &uncategorised,
+        &format!("{from} · {}", rule.id),
+        &short_time(when),
+    )
 }
 
 /// "test failure", "planning error (reported by hand)", or the import's own words.
