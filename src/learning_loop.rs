@@ -400,7 +400,7 @@ pub fn run(
             attempt,
             command: plan.test_command.clone(),
         });
-        let tests = testing::run_tests_with(
+        let tests = testing::run_tests(
             &testing::TestSpec {
                 command: plan.test_command.clone(),
                 framework: plan.framework,

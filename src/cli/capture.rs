@@ -121,7 +121,7 @@ fn capture_inner(args: CaptureArgs) -> Result<u8, Failure> {
                 .map_or(settings.tests.timeout, Duration::from_secs),
             junit_report: args.report.clone().or(settings.tests.report.clone()),
         };
-        let run = testing::run_tests_with(&spec, &project_dir, &cancel).map_err(|e| Failure {
+        let run = testing::run_tests(&spec, &project_dir, &cancel).map_err(|e| Failure {
             message: format!("{e:#}"),
             code: EXIT_FAILED,
         })?;

@@ -179,7 +179,7 @@ fn on_stop(
         timeout: settings.tests.timeout,
         junit_report: settings.tests.report.clone(),
     };
-    let run = testing::run_tests_with(&spec, project_dir, &cancel).map_err(|e| Failure {
+    let run = testing::run_tests(&spec, project_dir, &cancel).map_err(|e| Failure {
         message: format!("{e:#}"),
         code: EXIT_FAILED,
     })?;

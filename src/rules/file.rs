@@ -175,18 +175,6 @@ fn io_error(op: Op, path: &Path, source: io::Error) -> RulesFileError {
 /// - A symlinked `path` is written through to its final target, the link
 ///   stays a link; the target's permissions are kept.
 pub fn add_entry(path: &Path, rule: &Rule, entry_text: &str) -> Result<AddOutcome, RulesFileError> {
-    add_entry_with_preamble(path, rule, entry_text, None)
-}
-
-/// [`add_entry`] for a file whose format needs a header before any markdown (a Cursor
-/// `.mdc` rule's YAML front matter): `preamble` (lines joined with `\n`, no trailing line
-/// break) starts a new or empty file. An existing file keeps whatever header it has.
-pub fn add_entry_with_preamble(
-    path: &Path,
-    rule: &Rule,
-    entry_text: &str,
-    preamble: Option<&str>,
-) -> Result<AddOutcome, RulesFileError> {
     let invalid = |reason| RulesFileError::InvalidEntry {
         path: path.to_path_buf(),
         reason,
@@ -210,8 +198,7 @@ pub fn add_entry_with_preamble(
     // we modify the latest version and cannot lose another writer's entry.
     remove_stale_temps(&dir, &target);
     let (existing, metadata) = read_existing(&target)?;
-    let preamble: Option<Vec<&str>> = preamble.map(|p| p.lines().collect());
-    let new_bytes = match plan_insert_with(existing.as_deref(), &key, &entry, preamble.as_deref()) {
+    let new_bytes = match plan_insert(existing.as_deref(), &key, &entry) {
         Plan::AlreadyPresent => return Ok(AddOutcome::AlreadyPresent),
         Plan::Write(bytes) => bytes,
     };
@@ -723,28 +710,9 @@ enum Plan {
 
 /// Computes the new file content: `existing` with the entry inserted, or the
 /// content of a new file when `existing` is `None`.
-#[cfg(test)]
 fn plan_insert(existing: Option<&[u8]>, key: &str, entry: &[&str]) -> Plan {
-    plan_insert_with(existing, key, entry, None)
-}
-
-/// [`plan_insert`] with the lines that start a new or empty file before the section.
-fn plan_insert_with(
-    existing: Option<&[u8]>,
-    key: &str,
-    entry: &[&str],
-    preamble: Option<&[&str]>,
-) -> Plan {
-    let push_preamble = |out: &mut Vec<u8>, nl: &[u8]| {
-        if let Some(lines) = preamble {
-            push_joined(out, lines, nl);
-            out.extend_from_slice(nl);
-            out.extend_from_slice(nl);
-        }
-    };
     let Some(bytes) = existing else {
         let mut out = Vec::new();
-        push_preamble(&mut out, b"\n");
         push_section(&mut out, entry, b"\n");
         return Plan::Write(out);
     };
@@ -797,9 +765,6 @@ fn plan_insert_with(
                 {
                     out.extend_from_slice(nl);
                 }
-            }
-            if body_empty {
-                push_preamble(&mut out, nl);
             }
             push_section(&mut out, entry, nl);
             Plan::Write(out)

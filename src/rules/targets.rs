@@ -2,13 +2,15 @@
 //! (`CLAUDE.md`, `AGENTS.md`, `GEMINI.md`, `.cursor/rules/promptloop.mdc`,
 //! `.github/copilot-instructions.md`, any path), each written in the form it expects.
 //!
-//! Every file gets the same managed section through [`file::add_entry_with_preamble`], so
-//! the safety is the same for all: only the section changes, atomically, under the lock.
+//! Every file gets the same managed section, rendered from the rule store through
+//! [`file::replace_section_body`] (`store::curate`), so the safety is the same for all: only
+//! the section changes, atomically, under the lock. A new Cursor rule starts with its
+//! front matter.
 
 use std::path::{Path, PathBuf};
 
-use super::file::{self, AddOutcome, RulesFileError};
-use super::format::{Rule, normalized_key};
+use super::file;
+use super::format::normalized_key;
 
 /// The YAML front matter a Cursor project rule (`.mdc`) needs to be applied to every
 /// request; written only when promptloop creates the file.
@@ -125,28 +127,12 @@ impl RulesTargets {
         }
         rules
     }
-
-    /// Writes `entry_text` into every target. Returns whether any file was changed; stops
-    /// at the first file that cannot be written (files before it keep the rule, and a later
-    /// write skips them as already present).
-    pub fn add(&self, rule: &Rule, entry_text: &str) -> Result<bool, RulesFileError> {
-        let mut added = false;
-        for target in &self.targets {
-            let outcome = file::add_entry_with_preamble(
-                &target.path,
-                rule,
-                entry_text,
-                target.form.preamble(),
-            )?;
-            added |= outcome == AddOutcome::Added;
-        }
-        Ok(added)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::format::Rule;
 
     fn rule(text: &str) -> Rule {
         Rule {
@@ -188,48 +174,29 @@ mod tests {
     }
 
     #[test]
-    fn every_target_gets_the_rule_in_its_form() {
+    fn known_rules_are_read_from_every_target_once() {
         let dir = tempfile::tempdir().unwrap();
-        let existing_mdc =
-            "---\ndescription: mine\nglobs: \"*.py\"\nalwaysApply: false\n---\n\nUser rule.\n";
-        std::fs::create_dir_all(dir.path().join(".cursor/rules")).unwrap();
-        std::fs::write(dir.path().join(".cursor/rules/mine.mdc"), existing_mdc).unwrap();
-        std::fs::write(dir.path().join("AGENTS.md"), "# Notes\n\nBe nice.\n").unwrap();
+        let entry =
+            |text: &str| format!("- **Rule**: {text}\n- **When**: always\n- **Why**: tests");
+        file::add_entry(
+            &dir.path().join("AGENTS.md"),
+            &rule("Use None"),
+            &entry("Use None"),
+        )
+        .unwrap();
+        let claude = dir.path().join("CLAUDE.md");
+        file::add_entry(&claude, &rule("use none"), &entry("use none")).unwrap();
+        file::add_entry(&claude, &rule("Quote paths"), &entry("Quote paths")).unwrap();
         let targets = RulesTargets::new(
             &[
                 PathBuf::from("AGENTS.md"),
-                PathBuf::from(".cursor/rules/promptloop.mdc"),
-                PathBuf::from(".cursor/rules/mine.mdc"),
-                PathBuf::from(".github/copilot-instructions.md"),
+                PathBuf::from("CLAUDE.md"),
+                PathBuf::from("GEMINI.md"),
             ],
             Path::new("CLAUDE.md"),
             dir.path(),
         );
-        let entry = "- **Rule**: Use None\n- **When**: always\n- **Why**: tests";
-        assert!(targets.add(&rule("Use None"), entry).unwrap());
-        let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
-        assert_eq!(
-            read("AGENTS.md"),
-            format!("# Notes\n\nBe nice.\n\n## Learned Rules & Patterns\n\n{entry}\n")
-        );
-        assert_eq!(
-            read(".cursor/rules/promptloop.mdc"),
-            format!("{CURSOR_FRONT_MATTER}\n\n## Learned Rules & Patterns\n\n{entry}\n")
-        );
-        assert_eq!(
-            read(".cursor/rules/mine.mdc"),
-            format!("{existing_mdc}\n## Learned Rules & Patterns\n\n{entry}\n")
-        );
-        assert_eq!(
-            read(".github/copilot-instructions.md"),
-            format!("## Learned Rules & Patterns\n\n{entry}\n")
-        );
-        assert_eq!(targets.known_rules(), ["Use None"]);
-        // Again: nothing changes anywhere.
-        assert!(!targets.add(&rule("use none"), entry).unwrap());
-        assert_eq!(
-            read(".cursor/rules/promptloop.mdc"),
-            format!("{CURSOR_FRONT_MATTER}\n\n## Learned Rules & Patterns\n\n{entry}\n")
-        );
+        // The same rule in two files counts once; a missing file contributes nothing.
+        assert_eq!(targets.known_rules(), ["Use None", "Quote paths"]);
     }
 }

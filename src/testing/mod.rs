@@ -187,25 +187,8 @@ impl TestRun {
 #[error("run the tests: {0}")]
 pub struct TestError(#[from] SpawnError);
 
-/// Runs `command` through the shell in `project_dir`.
-pub fn run_tests(
-    command: &str,
-    framework: Framework,
-    project_dir: &Path,
-    timeout: Duration,
-    cancel: &CancelToken,
-) -> Result<TestRun, TestError> {
-    let spec = TestSpec {
-        command: command.to_string(),
-        framework,
-        timeout,
-        junit_report: None,
-    };
-    run_tests_with(&spec, project_dir, cancel)
-}
-
 /// Runs the tests as `spec` says and reads the runner's report.
-pub fn run_tests_with(
+pub fn run_tests(
     spec: &TestSpec,
     project_dir: &Path,
     cancel: &CancelToken,
@@ -445,20 +428,17 @@ mod tests {
     fn plain_command_exit_code_decides() {
         let dir = tempfile::tempdir().unwrap();
         let cancel = CancelToken::new();
-        let pass = run_tests(
-            "echo 'it works'",
-            Framework::Plain,
-            dir.path(),
-            Duration::from_secs(10),
-            &cancel,
-        )
-        .unwrap();
+        let spec = |command: &str| TestSpec {
+            command: command.to_string(),
+            framework: Framework::Plain,
+            timeout: Duration::from_secs(10),
+            junit_report: None,
+        };
+        let pass = run_tests(&spec("echo 'it works'"), dir.path(), &cancel).unwrap();
         assert_eq!(pass.outcome, TestOutcome::Passed);
         let fail = run_tests(
-            "echo 'a \"quoted\" arg' && exit 1",
-            Framework::Plain,
+            &spec("echo 'a \"quoted\" arg' && exit 1"),
             dir.path(),
-            Duration::from_secs(10),
             &cancel,
         )
         .unwrap();
