@@ -2119,44 +2119,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    const PROTOTYPE: &str = r#"# Teacher LLM mode: "local" (Anthropic SDK) or "webhook" (n8n)
-teacher:
-  mode: "local"
-  model: "claude-3-5-sonnet-20241022"
-  max_tokens: 1024
-n8n:
-  webhook_url: "https://your-instance.app.n8n.cloud/webhook/prompt-learning-teacher"
-  timeout: 60
-learning:
-  max_retries: 3
-  auto_retry: true
-failure_sources:
-  - name: "pytest"
-    type: "automated"
-    enabled: true
-  - name: "manual"
-    type: "user_reported"
-    enabled: true
-  - name: "semantic"
-    type: "llm_analysis"
-    enabled: false  # Future feature
-failure_prompts:
-  test_failure: "default"
-  planning_error: "planning_error_system"
-  integration_error: "integration_error_system"
-  workflow_error: "workflow_error_system"
-  architecture_error: "architecture_error_system"
-tests:
-  framework: "pytest"
-  command: "pytest tests/ -v --tb=short"
-  timeout: 120
-claude:
-  max_turns: 15
-  output_format: "json"
-logging:
-  level: "INFO"
-  file: "prompt_learning.log"
-"#;
+    /// The prototype's config.yaml, shared with the CLI tests.
+    const PROTOTYPE: &str = include_str!("../tests/fixtures/prototype-config.yaml");
 
     /// A fake environment; tests never read the real one.
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {

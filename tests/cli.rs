@@ -7,48 +7,8 @@ use std::time::Duration;
 use crate::support::fake_anthropic::{FakeAnthropic, Reply, Request};
 use crate::support::{Project, events, fake_agent, of_type};
 
-const PROTOTYPE_CONFIG: &str = r#"# Teacher LLM mode: "local" (Anthropic SDK) or "webhook" (n8n)
-teacher:
-  mode: "local"
-  model: "claude-3-5-sonnet-20241022"
-  max_tokens: 1024
-
-# n8n webhook (only used if teacher.mode is "webhook")
-n8n:
-  webhook_url: "https://your-instance.app.n8n.cloud/webhook/prompt-learning-teacher"
-  timeout: 60
-
-learning:
-  max_retries: 3
-  auto_retry: true
-
-failure_sources:
-  - name: "pytest"
-    type: "automated"
-    enabled: true
-  - name: "manual"
-    type: "user_reported"
-    enabled: true
-  - name: "semantic"
-    type: "llm_analysis"
-    enabled: false  # Future feature
-
-failure_prompts:
-  test_failure: "default"
-  planning_error: "planning_error_system"
-  integration_error: "integration_error_system"
-  workflow_error: "workflow_error_system"
-  architecture_error: "architecture_error_system"
-
-tests:
-  framework: "pytest"
-  command: "pytest tests/ -v --tb=short"
-  timeout: 120
-
-claude:
-  max_turns: 15
-  output_format: "json"
-"#;
+/// The prototype's config.yaml as its README shows it (plus its `logging` section).
+const PROTOTYPE_CONFIG: &str = include_str!("fixtures/prototype-config.yaml");
 
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
