@@ -197,7 +197,7 @@ pub enum Event {
         /// Agent cost reported, in US dollars.
         cost_usd: f64,
         /// Wall-clock time.
-        #[serde(serialize_with = "ser_millis", rename = "duration_ms")]
+        #[serde(serialize_with = "crate::process::ser_millis", rename = "duration_ms")]
         duration: Duration,
         /// The run's record.
         record: String,
@@ -232,9 +232,4 @@ impl Reporter for Vec<Event> {
     fn report(&mut self, event: &Event) {
         self.push(event.clone());
     }
-}
-
-/// Serializes a duration as whole milliseconds.
-pub fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_millis() as u64)
 }

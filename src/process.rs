@@ -391,6 +391,18 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Serializes a duration as whole milliseconds.
+pub fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// Keeps the last `lines` lines of `text`.
+pub fn tail_lines(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    all[start..].join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,9 +8,8 @@ use serde_json::Value;
 
 use super::{
     Agent, AgentError, AgentOutcome, AgentStatus, Binary, Usage, api_error_hint, stderr_suffix,
-    tail_lines,
 };
-use crate::process::{CancelToken, Stop};
+use crate::process::{CancelToken, Stop, tail_lines};
 
 /// How to install Claude Code.
 const INSTALL: &str = "npm install -g @anthropic-ai/claude-code";

@@ -12,10 +12,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{
-    Agent, AgentError, AgentOutcome, AgentStatus, Binary, Usage, api_error_hint, tail_lines,
-};
-use crate::process::{CancelToken, ProcessOutput, Stop};
+use super::{Agent, AgentError, AgentOutcome, AgentStatus, Binary, Usage, api_error_hint};
+use crate::process::{CancelToken, ProcessOutput, Stop, tail_lines};
 
 /// How to install Codex CLI.
 const INSTALL: &str = "npm install -g @openai/codex";

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Agent, AgentError, AgentOutcome, AgentStatus, stderr_suffix, tail_lines};
-use crate::process::{self, CancelToken, ProcessSpec, SpawnError, Stop};
+use super::{Agent, AgentError, AgentOutcome, AgentStatus, stderr_suffix};
+use crate::process::{self, CancelToken, ProcessSpec, SpawnError, Stop, tail_lines};
 
 /// The setting that holds the template, for messages.
 const SETTING: &str = "agent.command";

@@ -13,9 +13,8 @@ use serde_json::Value;
 
 use super::{
     Agent, AgentError, AgentOutcome, AgentStatus, Binary, Usage, api_error_hint, last_json_object,
-    tail_lines,
 };
-use crate::process::{CancelToken, Exit, ProcessOutput, Stop};
+use crate::process::{CancelToken, Exit, ProcessOutput, Stop, tail_lines};
 
 /// How to install Gemini CLI.
 const INSTALL: &str = "npm install -g @google/gemini-cli";

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::process::{self, CancelToken, ProcessOutput, ProcessSpec, SpawnError};
+use crate::process::{self, CancelToken, ProcessOutput, ProcessSpec, SpawnError, tail_lines};
 
 /// How an agent's run on a task ended.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -117,7 +117,7 @@ pub struct AgentOutcome {
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub actions: Vec<String>,
     /// Wall-clock time.
-    #[serde(serialize_with = "crate::events::ser_millis", rename = "duration_ms")]
+    #[serde(serialize_with = "crate::process::ser_millis", rename = "duration_ms")]
     pub duration: Duration,
     /// The last lines of its standard error, for diagnosis.
     pub stderr_tail: String,
@@ -296,11 +296,4 @@ pub(crate) fn last_json_object(
         }
     }
     found
-}
-
-/// Keeps the last `lines` lines of `text`.
-pub fn tail_lines(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    let start = all.len().saturating_sub(lines);
-    all[start..].join("\n")
 }

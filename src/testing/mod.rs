@@ -154,7 +154,7 @@ pub struct TestRun {
     #[serde(serialize_with = "ser_exit")]
     pub exit: Exit,
     /// Wall-clock time.
-    #[serde(serialize_with = "crate::events::ser_millis", rename = "duration_ms")]
+    #[serde(serialize_with = "crate::process::ser_millis", rename = "duration_ms")]
     pub duration: Duration,
     /// The parsed report, where there was one.
     pub report: Option<TestReport>,
@@ -385,7 +385,7 @@ fn summary_of(output: &str) -> String {
         let start = output[..pos].rfind('\n').map_or(0, |i| i + 1);
         return output[start..].trim_end().to_string();
     }
-    crate::agent::tail_lines(output.trim_end(), 40)
+    crate::process::tail_lines(output.trim_end(), 40)
 }
 
 /// Test ids from pytest's summary lines (`FAILED id - message`, `ERROR id - message`).
