@@ -139,7 +139,7 @@ pub enum Event {
         /// 1-based attempt (0 outside a run).
         attempt: u32,
         /// Every finding, learned from or not.
-        findings: Vec<crate::review::Finding>,
+        findings: Vec<crate::failure::Finding>,
         /// Findings at or above `semantic.min_confidence`, which become failures.
         accepted: usize,
         /// The reviewer's model, where known.

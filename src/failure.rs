@@ -435,6 +435,64 @@ fn ceil_char(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// The kinds of problem a semantic reviewer reports: (kind, the failure type it becomes,
+/// what it means).
+pub const FINDING_KINDS: &[(&str, &str, &str)] = &[
+    (
+        "incomplete_task",
+        "scope_error",
+        "the task is only partly done",
+    ),
+    (
+        "weakened_tests",
+        "test_tampering",
+        "tests were deleted, skipped or weakened to pass",
+    ),
+    (
+        "unrelated_edits",
+        "scope_error",
+        "changes unrelated to the task",
+    ),
+    (
+        "debug_leftovers",
+        "quality_error",
+        "debug output, commented-out code or TODOs left behind",
+    ),
+    (
+        "wrong_layer",
+        "architecture_error",
+        "the fix is in the wrong place (symptom patched, not cause)",
+    ),
+];
+
+/// One problem a semantic reviewer found in a passing attempt; it becomes a failure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `incomplete_task`, `weakened_tests`, `unrelated_edits`, `debug_leftovers`,
+    /// `wrong_layer`, or `other`.
+    pub kind: String,
+    /// One sentence.
+    pub summary: String,
+    /// The diff lines that show it.
+    #[serde(default)]
+    pub evidence: String,
+    /// The file, where one is named.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// 0.0 to 1.0.
+    pub confidence: f64,
+}
+
+impl Finding {
+    /// The failure type the finding becomes (`scope_error`, `test_tampering`, …).
+    pub fn failure_type(&self) -> &'static str {
+        FINDING_KINDS
+            .iter()
+            .find(|(k, _, _)| *k == self.kind)
+            .map_or("other", |(_, t, _)| t)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,45 +3,14 @@
 //! names the problems tests do not catch. Confident findings become failures and go to the
 //! teacher like any other.
 
-use serde::{Deserialize, Serialize};
-
 use crate::events::Event;
-use crate::failure::FailureContext;
+use crate::failure::{FINDING_KINDS as KINDS, FailureContext, Finding};
 use crate::learning_loop::{Learner, Lesson as LearnedLesson, LoopError};
 use crate::process::CancelToken;
 use crate::record::Record;
 use crate::redact::Redactor;
 use crate::teacher::prompt::LessonParts;
 use crate::teacher::{Lesson, Teacher, TeacherError, TeacherReply};
-
-/// The kinds of problem the reviewer looks for, and the failure type each becomes.
-pub const KINDS: &[(&str, &str, &str)] = &[
-    (
-        "incomplete_task",
-        "scope_error",
-        "the task is only partly done",
-    ),
-    (
-        "weakened_tests",
-        "test_tampering",
-        "tests were deleted, skipped or weakened to pass",
-    ),
-    (
-        "unrelated_edits",
-        "scope_error",
-        "changes unrelated to the task",
-    ),
-    (
-        "debug_leftovers",
-        "quality_error",
-        "debug output, commented-out code or TODOs left behind",
-    ),
-    (
-        "wrong_layer",
-        "architecture_error",
-        "the fix is in the wrong place (symptom patched, not cause)",
-    ),
-];
 
 const SYSTEM: &str = "\
 You review the finished work of an AI coding agent. The agent was given a task in a software \
@@ -62,34 +31,6 @@ Answer with JSON only, no prose, in exactly this shape:
 {\"findings\": [{\"kind\": \"<one of the kinds above>\", \"summary\": \"<one sentence>\", \
 \"evidence\": \"<the diff lines that show it>\", \"file\": \"<path or null>\", \
 \"confidence\": <0.0 to 1.0>}]}";
-
-/// One problem the reviewer found.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Finding {
-    /// `incomplete_task`, `weakened_tests`, `unrelated_edits`, `debug_leftovers`,
-    /// `wrong_layer`, or `other`.
-    pub kind: String,
-    /// One sentence.
-    pub summary: String,
-    /// The diff lines that show it.
-    #[serde(default)]
-    pub evidence: String,
-    /// The file, where one is named.
-    #[serde(default)]
-    pub file: Option<String>,
-    /// 0.0 to 1.0.
-    pub confidence: f64,
-}
-
-impl Finding {
-    /// The failure type the finding becomes (`scope_error`, `test_tampering`, …).
-    pub fn failure_type(&self) -> &'static str {
-        KINDS
-            .iter()
-            .find(|(k, _, _)| *k == self.kind)
-            .map_or("other", |(_, t, _)| t)
-    }
-}
 
 /// What the reviewer said, with the usage of the call.
 #[derive(Clone, Debug)]
