@@ -13,6 +13,7 @@ pub mod failure;
 pub mod fingerprint;
 pub mod git;
 pub mod learning_loop;
+pub mod pattern;
 pub mod process;
 pub mod record;
 pub mod redact;

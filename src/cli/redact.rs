@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::teachers;
 use super::{Failure, finish, project_dir};
-use crate::failure::matches_any;
+use crate::pattern::matches_any;
 use crate::record::Record;
 use crate::rules::RulesTargets;
 

@@ -161,7 +161,7 @@ fn walk(dir: &Path, parts: &[&str], depth: usize, found: &mut Vec<PathBuf>) {
         }
         if *first == "**" {
             // `**` matches no folder (try the rest here) or one more (stay on `**`).
-            if rest.is_empty() || crate::failure::matches_any(&name, [rest[0]]) {
+            if rest.is_empty() || crate::pattern::matches_any(&name, [rest[0]]) {
                 if rest.len() <= 1 && !is_dir {
                     found.push(path.clone());
                 } else if is_dir && rest.len() > 1 {
@@ -171,7 +171,7 @@ fn walk(dir: &Path, parts: &[&str], depth: usize, found: &mut Vec<PathBuf>) {
             if is_dir {
                 walk(&path, parts, depth + 1, found);
             }
-        } else if crate::failure::matches_any(&name, [*first]) {
+        } else if crate::pattern::matches_any(&name, [*first]) {
             if rest.is_empty() {
                 if !is_dir {
                     found.push(path);
