@@ -298,16 +298,6 @@ impl<'a> Learner<'a> {
     }
 }
 
-/// The Source line's phrase: "test failure", "planning error (reported by hand)".
-pub fn source_phrase(failure_type: &str, source: &str) -> String {
-    let phrase = failure_type.replace('_', " ");
-    if source == "manual" {
-        format!("{phrase} (reported by hand)")
-    } else {
-        phrase
-    }
-}
-
 /// Runs the loop until the tests pass, attempts run out, or something stops it.
 #[allow(clippy::too_many_arguments)]
 pub fn run(

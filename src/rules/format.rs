@@ -613,6 +613,16 @@ fn json_fields(
     finish(category, rule.to_string(), when, why)
 }
 
+/// The Source line's phrase: "test failure", "planning error (reported by hand)".
+pub fn source_phrase(failure_type: &str, source: &str) -> String {
+    let phrase = failure_type.replace('_', " ");
+    if source == "manual" {
+        format!("{phrase} (reported by hand)")
+    } else {
+        phrase
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::StoredRule;
-use crate::rules::format::{Label, Rule, one_line, parse_answer, parse_label, render_entry};
+use crate::rules::format::{
+    Label, Rule, one_line, parse_answer, parse_label, render_entry, source_phrase,
+};
 
 /// The first line of every rendered body, so a reader knows where the text comes from.
 pub const MARKER: &str = "<!-- promptloop: rendered from its rule store; `promptloop rules list` shows every rule, `promptloop rules edit|retire ID` changes them -->";
@@ -168,7 +170,7 @@ pub fn entry(rule: &StoredRule) -> String {
 fn source_of(p: &super::Provenance) -> String {
     match p.failure_type.as_str() {
         "imported" | "hand_edit" | "import" => p.source.clone(),
-        kind => crate::learning_loop::source_phrase(kind, &p.source),
+        kind => source_phrase(kind, &p.source),
     }
 }
 
