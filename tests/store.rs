@@ -46,7 +46,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().canonicalize().unwrap();
-    let store = SqliteStore::open_project(&project).unwrap();
+    let store = promptloop::store::open_project(&project).unwrap();
     Fixture {
         _dir: dir,
         project,

@@ -395,7 +395,7 @@ pub(crate) fn learn_one(
     let teacher = teachers::make_teacher(settings)?;
     let agent = agents::make_agent(settings);
     if let Ok(repo) = crate::git::Repo::open(project_dir) {
-        let _ = repo.ensure_excluded(&format!("{}/", record::DIR_NAME));
+        let _ = repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME));
     }
     let record = Record::open(project_dir).map_err(|e| Failure::usage(e.to_string()))?;
     let learner = teaching.learner(

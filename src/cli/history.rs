@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{EXIT_FAILED, Failure, finish, project_dir};
-use crate::record::FailureStatus;
-use crate::store::{RuleStore, SqliteStore};
+use crate::store::FailureStatus;
+use crate::store::RuleStore;
 
 /// `promptloop history`.
 #[derive(Debug, Args)]
@@ -45,7 +45,7 @@ fn fail(e: impl std::fmt::Display) -> Failure {
 
 fn history(args: HistoryArgs) -> Result<u8, Failure> {
     let dir = project_dir(&args.project_dir)?;
-    let store = SqliteStore::open_project(&dir).map_err(fail)?;
+    let store = crate::store::open_project(&dir).map_err(fail)?;
     if args.failures {
         let mut failures = store.failures().map_err(fail)?;
         failures.sort_by_key(|f| f.status != FailureStatus::Pending);

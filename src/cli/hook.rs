@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 use super::capture::{Captured, failure_context, learn_one, settings_for};
 use super::{EXIT_FAILED, EXIT_USAGE, Failure, finish, framework};
 use crate::process::CancelToken;
-use crate::record::{self, FailureStatus, Record, StoredFailure};
+use crate::record::{self, Record};
 use crate::settings::{Overrides, StopAction};
+use crate::store::{FailureStatus, StoredFailure};
 use crate::testing::{self, TestOutcome, TestSpec};
 
 /// The part of a hook command that marks it as ours (for idempotent installs).
@@ -290,7 +291,7 @@ fn session_log(project_dir: &Path, session_id: &str) -> PathBuf {
         })
         .collect();
     project_dir
-        .join(record::DIR_NAME)
+        .join(crate::store::DIR_NAME)
         .join("sessions")
         .join(format!("{safe}.jsonl"))
 }

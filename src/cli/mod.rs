@@ -23,8 +23,9 @@ use crate::events::RunOutcome;
 use crate::git::Repo;
 use crate::learning_loop::{self, Lesson, RunPlan};
 use crate::process::CancelToken;
-use crate::record::{self, FailureStatus, Record};
+use crate::record::Record;
 use crate::settings::{self, ConfigError, Loaded, Overrides, Settings, TestFramework};
+use crate::store::FailureStatus;
 use crate::testing::{self, Framework};
 use render::{HumanRenderer, JsonRenderer};
 
@@ -353,7 +354,7 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
     agent.check().map_err(|e| Failure::usage(e.to_string()))?;
     let teacher = teachers::make_teacher(&settings)?;
     let rules = agents::rules_targets(&settings, &project_dir, agent.as_ref());
-    repo.ensure_excluded(&format!("{}/", record::DIR_NAME))
+    repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME))
         .map_err(|e| Failure::usage(e.to_string()))?;
     let record = Record::open(&project_dir).map_err(|e| Failure::usage(e.to_string()))?;
     let cancel = CancelToken::new();

@@ -234,7 +234,7 @@ fn report_inner(args: ReportArgs, json: bool) -> Result<u8, Failure> {
     };
     let record_dir = match &repo {
         Some(repo) => {
-            repo.ensure_excluded(&format!("{}/", record::DIR_NAME))
+            repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME))
                 .map_err(|e| Failure::usage(e.to_string()))?;
             project_dir.clone()
         }

@@ -245,9 +245,9 @@ impl Opened {
         } else {
             // Keep the store out of git, like `run` does.
             if let Ok(repo) = crate::git::Repo::open(&project_dir) {
-                let _ = repo.ensure_excluded(&format!("{}/", crate::record::DIR_NAME));
+                let _ = repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME));
             }
-            SqliteStore::open_project(&project_dir)
+            crate::store::open_project(&project_dir)
         }
         .map_err(store_failure)?;
         Ok(Opened {

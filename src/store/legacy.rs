@@ -6,8 +6,17 @@ use std::fs;
 use std::path::Path;
 
 use super::sqlite::{ImportCounts, SqliteStore};
-use super::{RuleStore, StoreError};
-use crate::record::StoredFailure;
+use super::{DIR_NAME, RuleStore, StoreError, StoredFailure};
+
+/// Opens a project's store and, when it is new, imports what `.promptloop/` held from
+/// earlier versions (run logs and failures).
+pub fn open_project(project_dir: &Path) -> Result<SqliteStore, StoreError> {
+    let store = SqliteStore::open(&super::project_db_path(project_dir))?;
+    if store.created() {
+        import_record(&store, &project_dir.join(DIR_NAME))?;
+    }
+    Ok(store)
+}
 
 /// Imports the run logs and failures under `dir` (a project's `.promptloop/`).
 pub(crate) fn import_record(store: &SqliteStore, dir: &Path) -> Result<ImportCounts, StoreError> {

@@ -14,6 +14,7 @@
 
 pub mod curate;
 pub mod dedup;
+mod failure;
 mod legacy;
 mod migrate;
 pub mod render;
@@ -23,16 +24,21 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::StoredFailure;
 use crate::rules::format::Rule;
+pub use failure::{FailureStatus, Recurrence, StoredFailure};
+pub use legacy::open_project;
 pub use sqlite::SqliteStore;
+
+/// The folder of promptloop's record inside a project (excluded from git through
+/// `.git/info/exclude`).
+pub const DIR_NAME: &str = ".promptloop";
 
 /// The database's file name, in both places.
 pub const DB_FILE: &str = "promptloop.db";
 
 /// The project store's path: `<project>/.promptloop/promptloop.db`.
 pub fn project_db_path(project_dir: &Path) -> PathBuf {
-    project_dir.join(crate::record::DIR_NAME).join(DB_FILE)
+    project_dir.join(DIR_NAME).join(DB_FILE)
 }
 
 /// The user store's path: `$XDG_DATA_HOME/promptloop/promptloop.db`, else

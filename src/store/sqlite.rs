@@ -14,9 +14,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use super::dedup::{self, Features, Judge, Relation, Thresholds};
 use super::{
     AttemptRow, FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore,
-    RunRow, Scope, Status, StoreChange, StoreError, StoredRule, migrate, now,
+    RunRow, Scope, Status, StoreChange, StoreError, StoredFailure, StoredRule, migrate, now,
 };
-use crate::record::StoredFailure;
 use crate::rules::format::{Rule, one_line};
 
 /// A SQLite-backed store.
@@ -71,16 +70,6 @@ impl SqliteStore {
             created: from == 0,
             thresholds: Thresholds::default(),
         })
-    }
-
-    /// Opens a project's store and, when it is new, imports what `.promptloop/` held from
-    /// earlier versions (run logs and failures).
-    pub fn open_project(project_dir: &Path) -> Result<SqliteStore, StoreError> {
-        let store = SqliteStore::open(&super::project_db_path(project_dir))?;
-        if store.created {
-            super::legacy::import_record(&store, &project_dir.join(crate::record::DIR_NAME))?;
-        }
-        Ok(store)
     }
 
     /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`). A deferred

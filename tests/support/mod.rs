@@ -311,7 +311,7 @@ pub fn stored_failures(project_dir: &Path) -> Vec<Value> {
     if !project_dir.join(".promptloop").exists() {
         return Vec::new();
     }
-    let store = promptloop::store::SqliteStore::open_project(project_dir).expect("open the store");
+    let store = promptloop::store::open_project(project_dir).expect("open the store");
     let mut out: Vec<Value> = store
         .failures()
         .expect("read failures")
