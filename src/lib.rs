@@ -12,6 +12,7 @@ pub mod events;
 pub mod failure;
 pub mod fingerprint;
 pub mod git;
+pub mod learn;
 pub mod learning_loop;
 pub mod pattern;
 pub mod process;

@@ -5,7 +5,7 @@
 
 use crate::events::Event;
 use crate::failure::{FINDING_KINDS as KINDS, FailureContext, Finding};
-use crate::learning_loop::{Learner, Lesson as LearnedLesson, LoopError};
+use crate::learn::{LearnError, Learner, Lesson as LearnedLesson};
 use crate::process::CancelToken;
 use crate::record::Record;
 use crate::redact::Redactor;
@@ -176,7 +176,7 @@ pub fn review_and_learn(
     record: &Record,
     emit: &mut dyn FnMut(Event),
     cancel: &CancelToken,
-) -> Result<ReviewOutcome, LoopError> {
+) -> Result<ReviewOutcome, LearnError> {
     let mut outcome = ReviewOutcome::default();
     let teacher = match &learner.teacher {
         Ok(t) => *t,

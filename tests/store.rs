@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use promptloop::learn::curate::{Curator, Target};
 use promptloop::rules::Rule;
 use promptloop::rules::file::read_section;
-use promptloop::store::curate::{Curator, Target};
 use promptloop::store::dedup::{self, Relation, Thresholds};
 use promptloop::store::render::Budget;
 use promptloop::store::{

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::events::{Event, Reporter};
 use crate::failure::FailureContext;
-use crate::learning_loop::Lesson;
+use crate::learn::Lesson;
 use crate::process::CancelToken;
 use crate::record::{self, Record};
 use crate::settings::{self, Loaded};
@@ -403,7 +403,7 @@ pub(crate) fn learn_one(
         agents::rules_targets(settings, project_dir, agent.as_ref()),
     );
     let mut emit = |e: Event| reporter.report(&e);
-    let fail = |e: crate::learning_loop::LoopError| Failure {
+    let fail = |e: crate::learn::LearnError| Failure {
         message: format!("{e:#}"),
         code: EXIT_FAILED,
     };

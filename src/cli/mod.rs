@@ -21,7 +21,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::events::RunOutcome;
 use crate::git::Repo;
-use crate::learning_loop::{self, Lesson, RunPlan};
+use crate::learn::Lesson;
+use crate::learning_loop::{self, RunPlan};
 use crate::process::CancelToken;
 use crate::record::Record;
 use crate::settings::{self, ConfigError, Loaded, Overrides, Settings, TestFramework};

@@ -13,7 +13,7 @@ use super::{EXIT_FAILED, EXIT_INTERRUPTED, Failure, finish, install_interrupt, p
 use crate::events::{Event, Reporter};
 use crate::failure::FailureContext;
 use crate::git::Repo;
-use crate::learning_loop::Lesson;
+use crate::learn::Lesson;
 use crate::process::CancelToken;
 use crate::record::{self, Record};
 use crate::rules::RulesTargets;
@@ -271,7 +271,7 @@ fn report_inner(args: ReportArgs, json: bool) -> Result<u8, Failure> {
     let mut machine = JsonRenderer;
     let reporter: &mut dyn Reporter = if json { &mut machine } else { &mut human };
     let mut emit = |e: Event| reporter.report(&e);
-    let failed = |e: crate::learning_loop::LoopError| Failure {
+    let failed = |e: crate::learn::LearnError| Failure {
         message: format!("{e:#}"),
         code: EXIT_FAILED,
     };

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{EXIT_FAILED, Failure, finish, load_settings, project_dir};
+use crate::learn::curate::{CurateError, Curator, SyncReport, Target};
 use crate::settings::{self, Settings};
-use crate::store::curate::{CurateError, Curator, SyncReport, Target};
 use crate::store::render::{self, Budget};
 use crate::store::{
     FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore, Scope,

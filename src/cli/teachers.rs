@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 
 use super::Failure;
 use crate::failure::DEFAULT_PRIVATE_FILES;
-use crate::learning_loop::Learner;
+use crate::learn::Learner;
+use crate::learn::curate::Curation;
 use crate::process::find_program;
 use crate::redact::Redactor;
 use crate::rules::RulesTargets;
 use crate::settings::{Loaded, RuleScope, Settings, TeacherMode};
-use crate::store::curate::Curation;
 use crate::teacher::Teacher;
 use crate::teacher::anthropic::{self, AnthropicConfig, AnthropicTeacher};
 use crate::teacher::claude_cli::{ClaudeCliConfig, ClaudeCliTeacher};

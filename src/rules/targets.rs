@@ -3,7 +3,7 @@
 //! `.github/copilot-instructions.md`, any path), each written in the form it expects.
 //!
 //! Every file gets the same managed section, rendered from the rule store through
-//! [`file::replace_section_body`] (`store::curate`), so the safety is the same for all: only
+//! [`file::replace_section_body`] (`learn::curate`), so the safety is the same for all: only
 //! the section changes, atomically, under the lock. A new Cursor rule starts with its
 //! front matter.
 

@@ -12,7 +12,6 @@
 //! [`RuleStore`] is the seam: [`SqliteStore`] implements it; a server database for teams can
 //! implement it too.
 
-pub mod curate;
 pub mod dedup;
 mod failure;
 mod legacy;

@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::dedup::Judge;
-use super::render::{self, Budget, RenderedSection};
-use super::{
+use crate::rules::file::{self, ReplaceOutcome, RulesFileError};
+use crate::rules::format::Rule;
+use crate::store::dedup::Judge;
+use crate::store::render::{self, Budget, RenderedSection};
+use crate::store::{
     FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleStore, Scope, Status, StoreChange,
     StoreError, now,
 };
-use crate::rules::file::{self, ReplaceOutcome, RulesFileError};
-use crate::rules::format::Rule;
 
 /// Errors of the curator: the store or a target file.
 #[derive(Debug, thiserror::Error)]
@@ -546,7 +546,7 @@ pub fn learn_for_loop(
     let user_store;
     let store: &dyn RuleStore = match (curation.scope, &curation.user_db) {
         (Scope::Global, Some(path)) => {
-            user_store = super::SqliteStore::open(path)?;
+            user_store = crate::store::SqliteStore::open(path)?;
             &user_store
         }
         _ => project_store,
