@@ -4,15 +4,16 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::agent::{Agent, AgentError, AgentStatus};
+use crate::agent::{Agent, AgentError, AgentOutcome, AgentStatus};
 use crate::events::{Event, Reporter, RunOutcome};
 use crate::failure::FailureContext;
-use crate::git::{GitError, Repo};
+use crate::git::{GitError, Repo, Snapshot};
 use crate::learn::{LearnError, Learner, Lesson};
 use crate::process::CancelToken;
 use crate::record::{self, Record, RecordError, RunLog};
+use crate::review::SemanticPlan;
 use crate::rules::file as rules_file;
-use crate::testing::{self, Framework, TestOutcome};
+use crate::testing::{self, Framework, TestOutcome, TestRun};
 
 /// Everything one run needs to know, already validated.
 #[derive(Clone, Debug)]
@@ -34,7 +35,7 @@ pub struct RunPlan {
     /// Where the command writes JUnit XML (`tests.report`), for the `junit` framework.
     pub test_report: Option<String>,
     /// The semantic review of passing attempts, when `failure_sources: semantic` is enabled.
-    pub semantic: Option<crate::review::SemanticPlan>,
+    pub semantic: Option<SemanticPlan>,
 }
 
 /// An error that stops a run. The user's work tree is safe: the message says where the
@@ -70,95 +71,171 @@ pub struct RunSummary {
     pub run_id: String,
 }
 
+/// What one run works with: the plan and the pieces it drives, already set up.
+#[derive(Clone, Copy)]
+pub struct RunContext<'a> {
+    /// What to do.
+    pub plan: &'a RunPlan,
+    /// The agent CLI.
+    pub agent: &'a dyn Agent,
+    /// How failures become rules.
+    pub learner: &'a Learner<'a>,
+    /// The project's git repository (snapshots, diffs, restores).
+    pub repo: &'a Repo,
+    /// The project's record under `.promptloop/`.
+    pub record: &'a Record,
+    /// Ctrl-C.
+    pub cancel: &'a CancelToken,
+}
+
 /// Runs the loop until the tests pass, attempts run out, or something stops it.
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    plan: &RunPlan,
-    agent: &dyn Agent,
-    learner: &Learner<'_>,
-    repo: &Repo,
-    record: &Record,
-    reporter: &mut dyn Reporter,
-    cancel: &CancelToken,
-) -> Result<RunSummary, LoopError> {
-    let started = Instant::now();
-    let run_id = record::new_id();
-    let mut log = record.start_run(&run_id)?;
-    let mut state = State {
-        rules_learned: 0,
-        pending: 0,
-        cost: 0.0,
+pub fn run(ctx: RunContext<'_>, reporter: &mut dyn Reporter) -> Result<RunSummary, LoopError> {
+    let mut run = Run::start(ctx, reporter)?;
+    let mut before = run.snapshot(1, "before", "promptloop: work tree before the run")?;
+    let mut attempt = 0;
+    let end = loop {
+        attempt += 1;
+        match run.attempt(attempt, &before)? {
+            Next::Retry => {
+                before = run.snapshot(
+                    attempt + 1,
+                    "before",
+                    "promptloop: work tree before the attempt",
+                )?;
+            }
+            Next::Stop(outcome, message) => break (outcome, message),
+        }
     };
-    let ref_of = |attempt: u32, side: &str| {
-        format!("refs/promptloop/runs/{run_id}/attempt-{attempt}/{side}")
-    };
-    let mut before = repo.snapshot(&ref_of(1, "before"), "promptloop: work tree before the run")?;
-    let base_ref = ref_of(1, "before");
-    {
-        let mut emit = emitter(reporter, &mut log);
-        emit(Event::RunStarted {
-            run_id: run_id.clone(),
-            task: plan.task.clone(),
-            project_dir: plan.project_dir.display().to_string(),
-            agent: agent.name().to_string(),
+    Ok(run.finish(attempt, end))
+}
+
+/// What follows an attempt.
+enum Next {
+    /// Another attempt, after the rule was learned.
+    Retry,
+    /// The run ends so, with this message.
+    Stop(RunOutcome, String),
+}
+
+/// What one attempt's agent did.
+struct AgentStep {
+    outcome: AgentOutcome,
+    after: Snapshot,
+}
+
+/// One run in progress: its context, its log and what it has counted so far.
+struct Run<'a, 'r> {
+    ctx: RunContext<'a>,
+    reporter: &'r mut dyn Reporter,
+    log: RunLog,
+    id: String,
+    started: Instant,
+    rules_learned: u32,
+    pending: u32,
+    cost: f64,
+}
+
+impl<'a, 'r> Run<'a, 'r> {
+    /// A new run: its id, its event log and `run.started`.
+    fn start(ctx: RunContext<'a>, reporter: &'r mut dyn Reporter) -> Result<Self, LoopError> {
+        let id = record::new_id();
+        let log = ctx.record.start_run(&id)?;
+        let mut run = Run {
+            ctx,
+            reporter,
+            log,
+            id,
+            started: Instant::now(),
+            rules_learned: 0,
+            pending: 0,
+            cost: 0.0,
+        };
+        let learner = ctx.learner;
+        run.emit(Event::RunStarted {
+            run_id: run.id.clone(),
+            task: ctx.plan.task.clone(),
+            project_dir: ctx.plan.project_dir.display().to_string(),
+            agent: ctx.agent.name().to_string(),
             teacher: match &learner.teacher {
                 Ok(t) => t.name(),
                 Err(_) => "none".into(),
             },
             rules_file: learner.rules.primary().display().to_string(),
             rules_files: learner.rules.display(),
-            max_attempts: plan.max_attempts,
-            base_ref: base_ref.clone(),
+            max_attempts: ctx.plan.max_attempts,
+            base_ref: run.ref_of(1, "before"),
         });
         if let Err(why) = &learner.teacher {
-            emit(Event::Warning {
+            run.emit(Event::Warning {
                 message: format!("no teacher: failures will be kept as pending ({why})"),
             });
         }
+        Ok(run)
     }
-    let mut attempt = 0;
-    let (outcome, message) = loop {
-        attempt += 1;
-        let mut emit = emitter(reporter, &mut log);
-        emit(Event::AttemptStarted {
+
+    /// One attempt: the agent, the tests, and what their outcome means.
+    fn attempt(&mut self, attempt: u32, before: &Snapshot) -> Result<Next, LoopError> {
+        let max_attempts = self.ctx.plan.max_attempts;
+        self.emit(Event::AttemptStarted {
             attempt,
-            max_attempts: plan.max_attempts,
+            max_attempts,
         });
-        emit(Event::AgentStarted { attempt });
-        let agent_outcome = agent.run(&plan.task, &plan.project_dir, cancel)?;
-        state.cost += agent_outcome.cost_usd.unwrap_or(0.0);
-        let after = repo.snapshot(
-            &ref_of(attempt, "after"),
-            "promptloop: work tree after the agent",
-        )?;
-        let changed = repo.changed_paths(&before, &after)?;
-        let status = agent_outcome.status.clone();
-        emit(Event::AgentFinished {
+        let agent = self.run_agent(attempt, before)?;
+        let status = &agent.outcome.status;
+        if *status == AgentStatus::Interrupted || self.ctx.cancel.is_cancelled() {
+            return self.stop_restored(attempt, before, RunOutcome::Interrupted, INTERRUPTED);
+        }
+        if !status.worked_on_task() {
+            let message = format!(
+                "the agent {}; nothing was learned, the work tree is as it was",
+                status.describe()
+            );
+            return self.stop_restored(attempt, before, RunOutcome::Error, &message);
+        }
+        let tests = self.run_tests(attempt)?;
+        match tests.outcome {
+            TestOutcome::Passed => self.on_pass(attempt, before, &agent, &tests),
+            TestOutcome::Interrupted => {
+                self.stop_restored(attempt, before, RunOutcome::Interrupted, INTERRUPTED)
+            }
+            TestOutcome::NoTests => {
+                let message = format!(
+                    "the test command collected no tests (pytest exit code 5): check tests.command (`{}`); the work tree is as it was",
+                    self.ctx.plan.test_command
+                );
+                self.stop_restored(attempt, before, RunOutcome::Error, &message)
+            }
+            TestOutcome::Failed | TestOutcome::TimedOut => {
+                self.on_failure(attempt, before, &agent, &tests)
+            }
+        }
+    }
+
+    /// Runs the agent on the task and snapshots what it left.
+    fn run_agent(&mut self, attempt: u32, before: &Snapshot) -> Result<AgentStep, LoopError> {
+        let ctx = self.ctx;
+        self.emit(Event::AgentStarted { attempt });
+        let outcome = ctx
+            .agent
+            .run(&ctx.plan.task, &ctx.plan.project_dir, ctx.cancel)?;
+        self.cost += outcome.cost_usd.unwrap_or(0.0);
+        let after = self.snapshot(attempt, "after", "promptloop: work tree after the agent")?;
+        let changed = ctx.repo.changed_paths(before, &after)?;
+        self.emit(Event::AgentFinished {
             attempt,
-            outcome: agent_outcome.clone(),
+            outcome: outcome.clone(),
             changed_files: changed
                 .iter()
                 .map(|c| c.path.display().to_string())
                 .collect(),
         });
-        if status == AgentStatus::Interrupted || cancel.is_cancelled() {
-            repo.restore(&before, &ref_of(attempt, "before-restore"))?;
-            break (
-                RunOutcome::Interrupted,
-                "interrupted; the work tree is as it was before the attempt".to_string(),
-            );
-        }
-        if !status.worked_on_task() {
-            repo.restore(&before, &ref_of(attempt, "before-restore"))?;
-            break (
-                RunOutcome::Error,
-                format!(
-                    "the agent {}; nothing was learned, the work tree is as it was",
-                    status.describe()
-                ),
-            );
-        }
-        emit(Event::TestsStarted {
+        Ok(AgentStep { outcome, after })
+    }
+
+    /// Runs the project's tests and keeps their log beside the events.
+    fn run_tests(&mut self, attempt: u32) -> Result<TestRun, LoopError> {
+        let plan = self.ctx.plan;
+        self.emit(Event::TestsStarted {
             attempt,
             command: plan.test_command.clone(),
         });
@@ -170,90 +247,136 @@ pub fn run(
                 junit_report: plan.test_report.clone(),
             },
             &plan.project_dir,
-            cancel,
+            self.ctx.cancel,
         )?;
-        let failing = tests.failing_ids();
-        emit(Event::TestsFinished {
+        self.emit(Event::TestsFinished {
             attempt,
             tests: tests.clone(),
-            failing: failing.clone(),
+            failing: tests.failing_ids(),
         });
-        drop(emit);
-        if let Err(e) = log.save_text(&format!("attempt-{attempt}-tests.log"), &tests.output) {
-            reporter.report(&Event::Warning {
+        if let Err(e) = self
+            .log
+            .save_text(&format!("attempt-{attempt}-tests.log"), &tests.output)
+        {
+            self.reporter.report(&Event::Warning {
                 message: format!("failed to keep the test log: {e}"),
             });
         }
-        let mut emit = emitter(reporter, &mut log);
-        match tests.outcome {
-            TestOutcome::Passed => {
-                let mut message = format!("tests pass after {attempt} attempt{}", plural(attempt));
-                if let Some(semantic) = &plan.semantic {
-                    let attempt_context = FailureContext {
-                        id: format!("{run_id}-a{attempt}"),
-                        failure_type: "semantic_review".into(),
-                        source: "semantic".into(),
-                        task: plan.task.clone(),
-                        project_dir: plan.project_dir.display().to_string(),
-                        run_id: Some(run_id.clone()),
-                        attempt: Some(attempt),
-                        captured_at: chrono::Local::now().to_rfc3339(),
-                        test_command: None,
-                        tests: Vec::new(),
-                        failing_ids: Vec::new(),
-                        test_summary: format!(
-                            "The tests passed (`{}`).\n{}",
-                            plan.test_command,
-                            tests.summary()
-                        ),
-                        diff: repo.diff(&before, &after)?,
-                        agent_status: Some(status.describe()),
-                        agent_message: agent_outcome.final_message.clone(),
-                        description: None,
-                        context: None,
-                    };
-                    let reviewed = crate::review::review_and_learn(
-                        semantic,
-                        learner,
-                        &attempt_context,
-                        attempt,
-                        record,
-                        &mut emit,
-                        cancel,
-                    )?;
-                    state.rules_learned += reviewed.rules_learned;
-                    state.pending += reviewed.pending;
-                    if reviewed.accepted > 0 {
-                        message.push_str(&format!(
-                            "; the review found {} problem{} the tests missed",
-                            reviewed.accepted,
-                            plural(reviewed.accepted as u32)
-                        ));
-                    }
-                }
-                break (RunOutcome::Passed, message);
-            }
-            TestOutcome::Interrupted => {
-                repo.restore(&before, &ref_of(attempt, "before-restore"))?;
-                break (
-                    RunOutcome::Interrupted,
-                    "interrupted; the work tree is as it was before the attempt".into(),
-                );
-            }
-            TestOutcome::NoTests => {
-                repo.restore(&before, &ref_of(attempt, "before-restore"))?;
-                break (
-                    RunOutcome::Error,
-                    format!(
-                        "the test command collected no tests (pytest exit code 5): check tests.command (`{}`); the work tree is as it was",
-                        plan.test_command
-                    ),
-                );
-            }
-            TestOutcome::Failed | TestOutcome::TimedOut => {}
+        Ok(tests)
+    }
+
+    /// The tests pass: the change stays; with `failure_sources: semantic` a reviewer first
+    /// reads the diff for what tests miss, and its findings are learned from.
+    fn on_pass(
+        &mut self,
+        attempt: u32,
+        before: &Snapshot,
+        agent: &AgentStep,
+        tests: &TestRun,
+    ) -> Result<Next, LoopError> {
+        let mut message = format!("tests pass after {attempt} attempt{}", plural(attempt));
+        let ctx = self.ctx;
+        let Some(semantic) = &ctx.plan.semantic else {
+            return Ok(Next::Stop(RunOutcome::Passed, message));
+        };
+        let mut attempt_context = self.failure_context(attempt, before, agent)?;
+        attempt_context.failure_type = "semantic_review".into();
+        attempt_context.source = "semantic".into();
+        attempt_context.test_summary = format!(
+            "The tests passed (`{}`).\n{}",
+            ctx.plan.test_command,
+            tests.summary()
+        );
+        let mut emit = |event| self.emit(event);
+        let reviewed = crate::review::review_and_learn(
+            semantic,
+            ctx.learner,
+            &attempt_context,
+            attempt,
+            ctx.record,
+            &mut emit,
+            ctx.cancel,
+        )?;
+        self.rules_learned += reviewed.rules_learned;
+        self.pending += reviewed.pending;
+        if reviewed.accepted > 0 {
+            message.push_str(&format!(
+                "; the review found {} problem{} the tests missed",
+                reviewed.accepted,
+                plural(reviewed.accepted as u32)
+            ));
         }
-        let failure = FailureContext {
-            id: format!("{run_id}-a{attempt}"),
+        Ok(Next::Stop(RunOutcome::Passed, message))
+    }
+
+    /// The tests fail: the failure is kept and sent to the teacher, the attempt is undone
+    /// (with auto-retry), then the rule is learned, so the next attempt reads it.
+    fn on_failure(
+        &mut self,
+        attempt: u32,
+        before: &Snapshot,
+        agent: &AgentStep,
+        tests: &TestRun,
+    ) -> Result<Next, LoopError> {
+        let ctx = self.ctx;
+        let plan = ctx.plan;
+        let mut failure = self.failure_context(attempt, before, agent)?;
+        failure.test_command = Some(plan.test_command.clone());
+        failure.tests = tests
+            .report
+            .as_ref()
+            .map(|r| r.failures.clone())
+            .unwrap_or_default();
+        failure.failing_ids = tests.failing_ids();
+        failure.test_summary = match tests.outcome {
+            TestOutcome::TimedOut => format!(
+                "The tests were killed at their timeout ({}s).\n{}",
+                plan.tests_timeout.as_secs(),
+                tests.summary()
+            ),
+            _ => tests.summary(),
+        };
+        let mut emit = |event| self.emit(event);
+        let lesson = ctx
+            .learner
+            .analyse(failure, 0, ctx.record, &mut emit, ctx.cancel)?;
+        let interrupted = ctx.cancel.is_cancelled();
+        if plan.auto_retry || interrupted {
+            self.revert(attempt, before)?;
+        }
+        // Written after the restore, so the restore cannot take the rule away again.
+        self.learn(lesson)?;
+        if interrupted {
+            return Ok(Next::Stop(RunOutcome::Interrupted, INTERRUPTED.into()));
+        }
+        if attempt < plan.max_attempts && plan.auto_retry {
+            return Ok(Next::Retry);
+        }
+        let message = if plan.auto_retry {
+            format!(
+                "tests still fail after {attempt} attempt{}; the work tree is as it was (each attempt is kept: see `git diff` above)",
+                plural(attempt)
+            )
+        } else {
+            format!(
+                "tests fail; stopped for review (--no-auto-retry): the attempt's changes are in the work tree; `git diff {}` shows them against the state before the run",
+                self.ref_of(attempt, "before")
+            )
+        };
+        Ok(Next::Stop(RunOutcome::Failed, message))
+    }
+
+    /// The attempt as a failure: task, diff against `before`, what the agent said. Test
+    /// evidence is added by the caller.
+    fn failure_context(
+        &self,
+        attempt: u32,
+        before: &Snapshot,
+        agent: &AgentStep,
+    ) -> Result<FailureContext, LoopError> {
+        let plan = self.ctx.plan;
+        Ok(FailureContext {
+            id: format!("{}-a{attempt}", self.id),
             failure_type: "test_failure".into(),
             source: match plan.framework {
                 Framework::Plain => "tests".into(),
@@ -261,119 +384,123 @@ pub fn run(
             },
             task: plan.task.clone(),
             project_dir: plan.project_dir.display().to_string(),
-            run_id: Some(run_id.clone()),
+            run_id: Some(self.id.clone()),
             attempt: Some(attempt),
             captured_at: chrono::Local::now().to_rfc3339(),
-            test_command: Some(plan.test_command.clone()),
-            tests: tests
-                .report
-                .as_ref()
-                .map(|r| r.failures.clone())
-                .unwrap_or_default(),
-            failing_ids: failing,
-            test_summary: match tests.outcome {
-                TestOutcome::TimedOut => format!(
-                    "The tests were killed at their timeout ({}s).\n{}",
-                    plan.tests_timeout.as_secs(),
-                    tests.summary()
-                ),
-                _ => tests.summary(),
-            },
-            diff: repo.diff(&before, &after)?,
-            agent_status: Some(status.describe()),
-            agent_message: agent_outcome.final_message.clone(),
+            test_command: None,
+            tests: Vec::new(),
+            failing_ids: Vec::new(),
+            test_summary: String::new(),
+            diff: self.ctx.repo.diff(before, &agent.after)?,
+            agent_status: Some(agent.outcome.status.describe()),
+            agent_message: agent.outcome.final_message.clone(),
             description: None,
             context: None,
-        };
-        let lesson = learner.analyse(failure, 0, record, &mut emit, cancel)?;
-        let last = attempt >= plan.max_attempts || !plan.auto_retry;
-        let interrupted = cancel.is_cancelled();
-        if plan.auto_retry || interrupted {
-            // Undo only what the agent changed; its tree stays under the `after` ref.
-            repo.restore(&before, &ref_of(attempt, "before-restore"))?;
-            emit(Event::AttemptReverted {
-                attempt,
-                kept_ref: ref_of(attempt, "after"),
-                inspect: format!(
-                    "git diff {} {}",
-                    ref_of(attempt, "before"),
-                    ref_of(attempt, "after")
-                ),
-            });
-        }
-        // Written after the restore, so the restore cannot take the rule away again.
+        })
+    }
+
+    /// Writes a learned rule (store, then the instruction files), or counts it pending.
+    fn learn(&mut self, lesson: Lesson) -> Result<(), LoopError> {
         match lesson {
             Lesson::Learned(boxed) => {
                 let (learned, stored) = *boxed;
-                if learner.write(&learned, stored, record, &mut emit)? {
-                    state.rules_learned += 1;
+                let ctx = self.ctx;
+                let mut emit = |event| self.emit(event);
+                if ctx.learner.write(&learned, stored, ctx.record, &mut emit)? {
+                    self.rules_learned += 1;
                 }
             }
-            Lesson::Pending(_) => state.pending += 1,
+            Lesson::Pending(_) => self.pending += 1,
         }
-        if interrupted {
-            break (
-                RunOutcome::Interrupted,
-                "interrupted; the work tree is as it was before the attempt".into(),
-            );
-        }
-        if last {
-            let message = if plan.auto_retry {
-                format!(
-                    "tests still fail after {attempt} attempt{}; the work tree is as it was (each attempt is kept: see `git diff` above)",
-                    plural(attempt)
-                )
-            } else {
-                format!(
-                    "tests fail; stopped for review (--no-auto-retry): the attempt's changes are in the work tree; `git diff {}` shows them against the state before the run",
-                    ref_of(attempt, "before")
-                )
-            };
-            break (RunOutcome::Failed, message);
-        }
-        before = repo.snapshot(
-            &ref_of(attempt + 1, "before"),
-            "promptloop: work tree before the attempt",
-        )?;
-    };
-    let mut emit = emitter(reporter, &mut log);
-    emit(Event::RunFinished {
-        outcome,
-        attempts: attempt,
-        rules_learned: state.rules_learned,
-        pending: state.pending,
-        cost_usd: state.cost,
-        duration: started.elapsed(),
-        record: record
+        Ok(())
+    }
+
+    /// Undoes only what the agent changed; its tree stays under the `after` ref.
+    fn revert(&mut self, attempt: u32, before: &Snapshot) -> Result<(), LoopError> {
+        self.restore(attempt, before)?;
+        self.emit(Event::AttemptReverted {
+            attempt,
+            kept_ref: self.ref_of(attempt, "after"),
+            inspect: format!(
+                "git diff {} {}",
+                self.ref_of(attempt, "before"),
+                self.ref_of(attempt, "after")
+            ),
+        });
+        Ok(())
+    }
+
+    /// Restores the work tree to `before` and ends the run so.
+    fn stop_restored(
+        &mut self,
+        attempt: u32,
+        before: &Snapshot,
+        outcome: RunOutcome,
+        message: &str,
+    ) -> Result<Next, LoopError> {
+        self.restore(attempt, before)?;
+        Ok(Next::Stop(outcome, message.to_string()))
+    }
+
+    fn restore(&self, attempt: u32, before: &Snapshot) -> Result<(), LoopError> {
+        self.ctx
+            .repo
+            .restore(before, &self.ref_of(attempt, "before-restore"))?;
+        Ok(())
+    }
+
+    fn snapshot(&self, attempt: u32, side: &str, message: &str) -> Result<Snapshot, LoopError> {
+        Ok(self
+            .ctx
+            .repo
+            .snapshot(&self.ref_of(attempt, side), message)?)
+    }
+
+    /// `refs/promptloop/runs/<run>/attempt-<n>/<side>`.
+    fn ref_of(&self, attempt: u32, side: &str) -> String {
+        format!("refs/promptloop/runs/{}/attempt-{attempt}/{side}", self.id)
+    }
+
+    /// `run.finished` with the outcome and the totals.
+    fn finish(mut self, attempts: u32, (outcome, message): (RunOutcome, String)) -> RunSummary {
+        let record = self
+            .ctx
+            .record
             .dir()
             .join("runs")
-            .join(&run_id)
+            .join(&self.id)
             .display()
-            .to_string(),
-        message,
-    });
-    Ok(RunSummary { outcome, run_id })
-}
+            .to_string();
+        self.emit(Event::RunFinished {
+            outcome,
+            attempts,
+            rules_learned: self.rules_learned,
+            pending: self.pending,
+            cost_usd: self.cost,
+            duration: self.started.elapsed(),
+            record,
+            message,
+        });
+        RunSummary {
+            outcome,
+            run_id: self.id,
+        }
+    }
 
-struct State {
-    rules_learned: u32,
-    pending: u32,
-    cost: f64,
-}
-
-fn plural(n: u32) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
-/// An event sink that reports and appends to the run's log; a log that cannot be written
-/// is said once as a warning, and the run goes on.
-fn emitter<'a>(reporter: &'a mut dyn Reporter, log: &'a mut RunLog) -> impl FnMut(Event) + 'a {
-    move |event: Event| {
-        reporter.report(&event);
-        if let Err(e) = log.append(&event) {
-            reporter.report(&Event::Warning {
+    /// Reports `event` and appends it to the run's log; a log that cannot be written is
+    /// said as a warning, and the run goes on.
+    fn emit(&mut self, event: Event) {
+        self.reporter.report(&event);
+        if let Err(e) = self.log.append(&event) {
+            self.reporter.report(&Event::Warning {
                 message: format!("failed to record the event: {e}"),
             });
         }
     }
+}
+
+const INTERRUPTED: &str = "interrupted; the work tree is as it was before the attempt";
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

@@ -379,16 +379,15 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
     let mut human = HumanRenderer::new();
     let mut machine = JsonRenderer;
     let reporter: &mut dyn crate::events::Reporter = if json { &mut machine } else { &mut human };
-    let summary = learning_loop::run(
-        &plan,
-        agent.as_ref(),
-        &learner,
-        &repo,
-        &record,
-        reporter,
-        &cancel,
-    )
-    .map_err(|e| Failure {
+    let context = learning_loop::RunContext {
+        plan: &plan,
+        agent: agent.as_ref(),
+        learner: &learner,
+        repo: &repo,
+        record: &record,
+        cancel: &cancel,
+    };
+    let summary = learning_loop::run(context, reporter).map_err(|e| Failure {
         message: format!(
             "{e:#}\nyour work tree before the run is kept under refs/promptloop/runs/ \
                  (`git for-each-ref refs/promptloop/` lists the snapshots)"
