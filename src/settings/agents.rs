@@ -2,6 +2,14 @@
 //! agent's template (`agent:`), and the `codex:` and `gemini:` sections. The prototype's
 //! `claude:` section stays in the parent module.
 
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+
 use super::*;
 
 closed_enum! {
@@ -252,6 +260,7 @@ pub fn check_command_template(template: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn placeholders_inside_quotes_are_refused() {
