@@ -12,6 +12,7 @@ mod cli;
 mod e2e_claude;
 mod failure_sources;
 mod git_safety;
+mod layering;
 mod redaction;
 mod report_failure;
 mod rules_file;
