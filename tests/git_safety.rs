@@ -7,95 +7,40 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Project, RepoState, events, fake_agent, of_type};
+use crate::support::builders::{Config, Outcome};
+use crate::support::{Project, events, fake_agent, of_type};
 
-/// A repository in the middle of someone's work: a recent commit, a staged change, an
-/// unstaged change, an untracked file, an ignored file and a stash entry.
-fn busy_project() -> Project {
-    let p = Project::new();
-    p.write(".gitignore", "*.log\n");
-    p.write("app.txt", "broken\n");
-    p.write("lib.txt", "library v1\n");
-    p.git(&["add", "-A"]);
-    p.git(&["commit", "-qm", "first"]);
-    p.write("stashed.txt", "stash me\n");
-    p.git(&["add", "stashed.txt"]);
-    p.git(&["stash", "-q"]);
-    p.write("lib.txt", "library v2\n");
-    p.git(&["add", "lib.txt"]);
-    p.git(&["commit", "-qm", "recent work"]);
-    p.write("staged.txt", "staged content\n");
-    p.git(&["add", "staged.txt"]);
-    p.write("lib.txt", "library v3 (unstaged)\n");
-    p.write("notes/untracked.md", "my untracked notes\n");
-    p.write("debug.log", "ignored\n");
-    p
-}
-
-struct Outcome {
-    code: Option<i32>,
-    events: Vec<serde_json::Value>,
-    stderr: String,
-}
-
-fn run(p: &Project, mode: &str, extra_yaml: &str) -> Outcome {
-    let agent = fake_agent(p.home.path());
-    let rules = p.home.path().join("rules/CLAUDE.md");
-    let config = p.config(&format!(
-        "claude:\n  command: {}\n  timeout: 2\n\
-         tests:\n  command: grep -q '^fixed$' app.txt\n  framework: auto\n  timeout: 10\n\
-         teacher:\n  mode: offline\n\
-         rules:\n  file: {}\n\
-         learning:\n  max_retries: 1\n{extra_yaml}",
-        agent.display(),
-        rules.display()
-    ));
-    let out = p
-        .promptloop()
-        .args(["run", "make app.txt say fixed", "--json", "-c"])
-        .arg(&config)
+/// One run of the stand-in agent in `mode` on "make app.txt say fixed", the offline teacher,
+/// the rules file outside the repository, one retry; `learning` adds to `learning:`.
+fn run(p: &Project, mode: &str, learning: &str) -> Outcome {
+    let config = Config::new()
+        .fake_agent(p)
+        .tests("grep -q '^fixed$' app.txt")
+        .offline()
+        .rules_file(&p.home.path().join("rules/CLAUDE.md"))
+        .yaml(&format!("learning:\n  max_retries: 1\n{learning}"))
+        .write(p);
+    p.run(&["run", "make app.txt say fixed"], &config)
         .env("FAKE_AGENT_MODE", mode)
         .timeout(Duration::from_secs(60))
-        .output()
-        .expect("run");
-    Outcome {
-        code: out.status.code(),
-        events: events(&out.stdout),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn assert_untouched(before: &RepoState, after: &RepoState) {
-    assert_eq!(before.head, after.head, "HEAD moved");
-    assert_eq!(before.branch, after.branch, "branch changed");
-    assert_eq!(before.index, after.index, "index changed");
-    assert_eq!(before.staged, after.staged, "staged changes differ");
-    assert_eq!(before.refs, after.refs, "refs changed");
-    assert_eq!(before.stash, after.stash, "stash changed");
-    assert_eq!(
-        before.files.keys().collect::<Vec<_>>(),
-        after.files.keys().collect::<Vec<_>>()
-    );
-    for (path, content) in &before.files {
-        assert_eq!(Some(content), after.files.get(path), "{path} changed");
-    }
+        .go()
 }
 
 #[test]
 fn agent_that_changes_nothing_loses_nothing() {
-    let p = busy_project();
+    let p = Project::busy();
     let before = p.state();
     let out = run(&p, "nothing", "");
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert_eq!(of_type(&out.events, "run.finished")[0]["attempts"], 2);
-    assert_untouched(&before, &p.state());
+    before.assert_same(&p.state());
     let log = p.git(&["log", "--format=%s", "main"]);
     assert_eq!(log, "recent work\nfirst\n", "the user's commits changed");
 }
 
 #[test]
 fn agent_that_crashes_mid_edit_is_undone() {
-    let p = busy_project();
+    let p = Project::busy();
     let before = p.state();
     let out = run(&p, "crash", "");
     assert_eq!(out.code, Some(1), "{}", out.stderr);
@@ -109,12 +54,12 @@ fn agent_that_crashes_mid_edit_is_undone() {
         "{:?}",
         agent[0]
     );
-    assert_untouched(&before, &p.state());
+    before.assert_same(&p.state());
 }
 
 #[test]
 fn agent_that_hangs_is_killed_at_its_timeout_and_undone() {
-    let p = busy_project();
+    let p = Project::busy();
     let before = p.state();
     let started = Instant::now();
     let out = run(&p, "hang", "");
@@ -126,7 +71,7 @@ fn agent_that_hangs_is_killed_at_its_timeout_and_undone() {
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     let agent = of_type(&out.events, "agent.finished");
     assert_eq!(agent[0]["outcome"]["status"], "timed_out");
-    assert_untouched(&before, &p.state());
+    before.assert_same(&p.state());
     // The agent's partial edit is kept under a ref for inspection.
     let reverted = of_type(&out.events, "attempt.reverted");
     let kept = reverted[0]["kept_ref"].as_str().unwrap();
@@ -136,25 +81,21 @@ fn agent_that_hangs_is_killed_at_its_timeout_and_undone() {
 
 #[test]
 fn successful_agent_change_is_kept_and_nothing_else_changes() {
-    let p = busy_project();
-    let mut expected = p.state();
+    let p = Project::busy();
+    let expected = p.state();
     let out = run(&p, "fix", "");
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(of_type(&out.events, "run.finished")[0]["attempts"], 1);
     let after = p.state();
+    expected.assert_same_except(&after, &["app.txt", "new/created.txt"]);
     let mode = expected.files["app.txt"].0;
-    expected
-        .files
-        .insert("app.txt".into(), (mode, b"fixed\n".to_vec()));
-    expected
-        .files
-        .insert("new/created.txt".into(), (mode, b"new\n".to_vec()));
-    assert_untouched(&expected, &after);
+    assert_eq!(after.files["app.txt"], (mode, b"fixed\n".to_vec()));
+    assert_eq!(after.files["new/created.txt"], (mode, b"new\n".to_vec()));
 }
 
 #[test]
 fn no_auto_retry_leaves_the_attempt_for_review_and_keeps_user_work() {
-    let p = busy_project();
+    let p = Project::busy();
     let before = p.state();
     let out = run(&p, "crash", "  auto_retry: false\n");
     assert_eq!(out.code, Some(1), "{}", out.stderr);
@@ -162,16 +103,13 @@ fn no_auto_retry_leaves_the_attempt_for_review_and_keeps_user_work() {
     let after = p.state();
     // The attempt's change stays in the work tree; everything else is as it was.
     assert_eq!(after.files["app.txt"].1, b"broken\nhalf-way");
-    let mut expected = before.clone();
-    expected
-        .files
-        .insert("app.txt".into(), after.files["app.txt"].clone());
-    assert_untouched(&expected, &after);
+    before.assert_same_except(&after, &["app.txt"]);
+    assert_eq!(after.files["app.txt"].0, before.files["app.txt"].0);
 }
 
 #[test]
 fn ctrl_c_stops_the_agent_and_restores_the_work_tree() {
-    let p = busy_project();
+    let p = Project::busy();
     let before = p.state();
     let agent = fake_agent(p.home.path());
     let config = p.config(&format!(
@@ -204,5 +142,5 @@ fn ctrl_c_stops_the_agent_and_restores_the_work_tree() {
     std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout"), &mut stdout).ok();
     let evs = events(stdout.as_bytes());
     assert_eq!(of_type(&evs, "run.finished")[0]["outcome"], "interrupted");
-    assert_untouched(&before, &p.state());
+    before.assert_same(&p.state());
 }

@@ -136,7 +136,11 @@ fn sources(dir: &Path, base: &Path, out: &mut Vec<(String, String)>) {
         if path.is_dir() {
             sources(&path, base, out);
         } else if path.extension().is_some_and(|e| e == "rs") {
-            let rel = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             out.push((rel, fs::read_to_string(&path).unwrap()));
         }
     }
@@ -167,12 +171,12 @@ fn violations(layers: &[Vec<String>], files: &[(String, String)]) -> Vec<String>
             }
             match rank.get(used.as_str()) {
                 None => problems.push(format!("{rel}: imports `{used}`, which is in no layer")),
-                Some(&r) if r < own => problems.push(format!(
-                    "{rel}: `{top}` imports `{used}`, a layer above it"
-                )),
-                Some(&r) if r == own => problems.push(format!(
-                    "{rel}: `{top}` imports `{used}` of its own layer"
-                )),
+                Some(&r) if r < own => {
+                    problems.push(format!("{rel}: `{top}` imports `{used}`, a layer above it"))
+                }
+                Some(&r) if r == own => {
+                    problems.push(format!("{rel}: `{top}` imports `{used}` of its own layer"))
+                }
                 Some(_) => {}
             }
         }
@@ -200,8 +204,8 @@ fn folder_circles(files: &[(String, String)]) -> Vec<String> {
             .map(|(name, code)| {
                 let mut uses = super_imports(code, &names);
                 // `crate::store::sqlite` from inside store/ is a sibling import too.
-                let own = regex::Regex::new(&format!(r"crate::{folder}::([a-z_][a-z0-9_]*)"))
-                    .unwrap();
+                let own =
+                    regex::Regex::new(&format!(r"crate::{folder}::([a-z_][a-z0-9_]*)")).unwrap();
                 uses.extend(
                     own.captures_iter(code)
                         .map(|c| c[1].to_string())
@@ -280,9 +284,9 @@ fn every_documented_module_exists() {
     let files = project_sources();
     for name in documented_layers().into_iter().flatten() {
         assert!(
-            files
-                .iter()
-                .any(|(rel, _)| rel == &format!("{name}.rs") || rel.starts_with(&format!("{name}/"))),
+            files.iter().any(
+                |(rel, _)| rel == &format!("{name}.rs") || rel.starts_with(&format!("{name}/"))
+            ),
             "docs/ARCHITECTURE.md names `{name}`, which is not a module of src/"
         );
     }
@@ -329,5 +333,8 @@ fn the_checker_catches_upward_imports_and_circles() {
             "store/mod.rs: `store` imports `teacher` of its own layer".to_string(),
         ]
     );
-    assert_eq!(folder_circles(&files), vec!["store/: a → b → a".to_string()]);
+    assert_eq!(
+        folder_circles(&files),
+        vec!["store/: a → b → a".to_string()]
+    );
 }
