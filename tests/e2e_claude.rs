@@ -9,14 +9,14 @@ use crate::support::fake_anthropic::{FakeAnthropic, Reply, Request};
 use crate::support::{Project, claude_bin, events, of_type};
 
 /// Distinctive words of the learned rule; the scripted model looks for them.
-const RULE_TEXT: &str = "Return None, not 0, from safe_divide when the divisor is zero";
+pub(crate) const RULE_TEXT: &str = "Return None, not 0, from safe_divide when the divisor is zero";
 
 const BUG_DIVIDE: &str = "        return 0  # bug: 0 looks like a valid result";
 const BUG_AVERAGE: &str =
     "    return sum(numbers) // len(numbers)  # bug: floor division drops the fraction";
 
 /// The agent: without the rule in its context it "fixes" the wrong thing; with it, both bugs.
-fn agent(request: &Request) -> Reply {
+pub(crate) fn agent(request: &Request) -> Reply {
     let cwd = request.cwd().unwrap_or_default();
     let file = format!("{cwd}/calculator.py");
     let knows_rule = request.text().contains(RULE_TEXT);
@@ -36,7 +36,7 @@ fn agent(request: &Request) -> Reply {
 }
 
 /// The teacher: a rule in the prototype's markdown form, wrapped in prose.
-fn teacher(_request: &Request) -> Reply {
+pub(crate) fn teacher(_request: &Request) -> Reply {
     Reply::text(format!(
         "Analysis: the agent kept returning a number for division by zero and never checked \
          the mean's fraction.\n\n### Return values\n- **Rule**: {RULE_TEXT}, and use true \

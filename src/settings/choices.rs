@@ -132,9 +132,10 @@ closed_enum! {
         Default => "default",
         /// Auto-accept file edits.
         AcceptEdits => "acceptEdits",
-        /// Skip all permission prompts; the default for headless runs.
+        /// Skip all permission prompts; the default for headless runs. The prototype's
+        /// config spells it `dangerously-skip-permissions`, after the flag it passed.
         #[default]
-        BypassPermissions => "bypassPermissions",
+        BypassPermissions => "bypassPermissions" | "dangerously-skip-permissions",
         /// Plan only, no edits.
         Plan => "plan",
         /// Deny whatever is not pre-approved.
@@ -234,7 +235,7 @@ mod tests {
         let err = parse_err("claude:\n  permission_mode: yolo\n");
         assert!(
             err.to_string()
-                .contains("default, acceptEdits, bypassPermissions, plan, dontAsk"),
+                .contains("default, acceptEdits, bypassPermissions (alias dangerously-skip-permissions), plan, dontAsk"),
             "{err}"
         );
         let err = parse_err("logging:\n  level: loud\n");

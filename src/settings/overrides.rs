@@ -218,7 +218,7 @@ mod tests {
         assert_eq!(s.claude.permission_mode, PermissionMode::Plan);
         assert_eq!(s.claude.model.as_deref(), Some("opus"));
         // Untouched values stay.
-        assert_eq!(s.teacher.model, "claude-3-5-sonnet-20241022");
+        assert_eq!(s.teacher.model, "claude-3-5-haiku-20241022");
         Ok(())
     }
 

@@ -196,6 +196,12 @@ pub struct FailureSource {
     pub kind: String,
     /// Whether the source is used.
     pub enabled: bool,
+    /// What the source is, in the user's words (the prototype's config has one).
+    #[serde(
+        deserialize_with = "non_empty_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
 }
 
 impl Default for FailureSource {
@@ -204,6 +210,7 @@ impl Default for FailureSource {
             name: String::new(),
             kind: String::new(),
             enabled: true,
+            description: None,
         }
     }
 }
@@ -235,6 +242,7 @@ pub(super) fn default_failure_sources() -> Vec<FailureSource> {
             kind: (*kind).to_string(),
             // The prototype marks semantic analysis as a future feature.
             enabled: *name != "semantic",
+            description: None,
         })
         .collect()
 }
@@ -417,8 +425,9 @@ impl Default for RulesBudget {
 pub struct LoggingSettings {
     /// Verbosity.
     pub level: LogLevel,
-    /// Log file; `None` logs to stderr only. A leading `~/` is expanded.
-    #[serde(deserialize_with = "non_empty_path")]
+    /// Log file; `None` writes no log. A leading `~/` is expanded; a relative path is
+    /// relative to the project. The prototype's config calls it `log_file`.
+    #[serde(alias = "log_file", deserialize_with = "non_empty_path")]
     pub file: Option<PathBuf>,
     /// Line format string, kept as given.
     #[serde(deserialize_with = "non_empty_opt")]
@@ -524,32 +533,69 @@ mod tests {
 
     #[test]
     fn prototype_config_loads_without_warnings() {
-        let s = parse_ok(PROTOTYPE);
+        // The prototype's config.yaml exactly as it ships.
+        let (s, warnings) = parse(PROTOTYPE).unwrap();
+        assert_eq!(warnings, Vec::new());
         assert_eq!(s.teacher.mode, TeacherMode::Anthropic);
-        assert_eq!(s.teacher.model, "claude-3-5-sonnet-20241022");
+        assert_eq!(s.teacher.model, "claude-3-5-haiku-20241022");
         assert_eq!(s.teacher.max_tokens, 1024);
         assert_eq!(s.teacher.api_key_env_name(), Some("ANTHROPIC_API_KEY"));
         assert_eq!(
             s.n8n.webhook_url.as_deref(),
-            Some("https://your-instance.app.n8n.cloud/webhook/prompt-learning-teacher")
+            Some("https://im4tlai.app.n8n.cloud/webhook/prompt-learning-teacher")
         );
         assert_eq!(s.n8n.timeout, Duration::from_secs(60));
         assert_eq!(s.learning.max_retries, 3);
         assert!(s.learning.auto_retry);
         assert_eq!(s.failure_sources.len(), 3);
+        assert_eq!(s.failure_sources[0].kind, "automated");
+        assert_eq!(
+            s.failure_sources[0].description.as_deref(),
+            Some("Captures test failures from pytest runs")
+        );
         assert_eq!(s.failure_sources[2].name, "semantic");
         assert_eq!(s.failure_sources[2].kind, "llm_analysis");
         assert!(!s.failure_sources[2].enabled);
         assert_eq!(s.failure_prompts["planning_error"], "planning_error_system");
+        // The prototype routes these two to the prompts of their nearest kin.
+        assert_eq!(s.failure_prompts["scope_error"], "planning_error_system");
+        assert_eq!(
+            s.failure_prompts["config_error"],
+            "integration_error_system"
+        );
         assert_eq!(s.tests.framework, TestFramework::Pytest);
         assert_eq!(s.tests.command, "pytest tests/ -v --tb=short");
         assert_eq!(s.tests.timeout, Duration::from_secs(120));
         assert_eq!(s.claude.max_turns, 15);
         assert_eq!(s.claude.output_format, OutputFormat::Json);
+        // `dangerously-skip-permissions` is what it passed: bypassPermissions.
+        assert_eq!(s.claude.permission_mode, PermissionMode::BypassPermissions);
         assert_eq!(s.logging.level, LogLevel::Info);
-        assert_eq!(s.logging.file, Some(PathBuf::from("prompt_learning.log")));
+        // `log_file: null`: no log file.
+        assert_eq!(s.logging.file, None);
         // The alias shows as its canonical name in the effective settings.
         assert!(s.to_yaml().contains("mode: anthropic"));
+        assert!(s.to_yaml().contains("permission_mode: bypassPermissions"));
+    }
+
+    #[test]
+    fn prototype_readme_config_loads_without_warnings() {
+        let (s, warnings) = parse(PROTOTYPE_README).unwrap();
+        assert_eq!(warnings, Vec::new());
+        assert_eq!(s.teacher.model, "claude-3-5-sonnet-20241022");
+        assert_eq!(
+            s.n8n.webhook_url.as_deref(),
+            Some("https://your-instance.app.n8n.cloud/webhook/prompt-learning-teacher")
+        );
+        assert_eq!(s.failure_sources.len(), 3);
+        assert_eq!(s.claude.permission_mode, PermissionMode::BypassPermissions);
+    }
+
+    #[test]
+    fn the_prototypes_log_file_key_names_the_log() {
+        let s = parse_ok("logging:\n  level: DEBUG\n  log_file: ./learning_loop.log\n");
+        assert_eq!(s.logging.level, LogLevel::Debug);
+        assert_eq!(s.logging.file, Some(PathBuf::from("./learning_loop.log")));
     }
 
     #[test]
@@ -605,7 +651,8 @@ mod tests {
             vec![FailureSource {
                 name: "manual".into(),
                 kind: "user_reported".into(),
-                enabled: true
+                enabled: true,
+                description: None,
             }]
         );
         let err = parse_err("failure_sources:\n  - type: automated\n");

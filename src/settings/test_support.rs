@@ -8,6 +8,10 @@ use super::*;
 /// The prototype's config.yaml, shared with the CLI tests.
 pub(crate) const PROTOTYPE: &str = include_str!("../../tests/fixtures/prototype-config.yaml");
 
+/// The config block of the prototype's README (shorter than the file it ships).
+pub(crate) const PROTOTYPE_README: &str =
+    include_str!("../../tests/fixtures/prototype-readme-config.yaml");
+
 /// A fake environment; tests never read the real one.
 pub(crate) fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let map: HashMap<String, String> = pairs
