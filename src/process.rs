@@ -186,6 +186,15 @@ pub fn run(spec: &ProcessSpec, cancel: &CancelToken) -> Result<ProcessOutput, Sp
     for (key, value) in &spec.env {
         command.env(key, value);
     }
+    tracing::debug!(
+        "spawn {program} {} in {}",
+        spec.args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+        spec.cwd.display()
+    );
     let started = Instant::now();
     let mut child = command.spawn().map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {

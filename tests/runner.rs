@@ -13,6 +13,7 @@ mod e2e_claude;
 mod failure_sources;
 mod git_safety;
 mod layering;
+mod logging;
 mod prototype;
 mod redaction;
 mod report_failure;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
-use super::render::{HumanRenderer, JsonRenderer};
+use super::render::Output;
 use super::{
     CommonArgs, EXIT_FAILED, EXIT_INTERRUPTED, Failure, agents, finish, framework,
     install_interrupt, overrides, project_dir, teachers,
@@ -77,6 +77,7 @@ fn capture_inner(args: CaptureArgs) -> Result<u8, Failure> {
     let mut loaded = super::load_settings(args.common.config.as_deref())?;
     loaded.settings.apply(&overrides(&args.common))?;
     let settings = &loaded.settings;
+    super::start_log(settings, &project_dir, "capture")?;
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
     let run = if !args.junit.is_empty() {
@@ -142,13 +143,8 @@ fn capture_inner(args: CaptureArgs) -> Result<u8, Failure> {
         None,
         &format!("{}-capture", record::new_id()),
     );
-    let mut human = HumanRenderer::new();
-    let mut machine = JsonRenderer;
-    let reporter: &mut dyn Reporter = if args.common.json {
-        &mut machine
-    } else {
-        &mut human
-    };
+    let mut output = Output::new(args.common.json);
+    let reporter: &mut dyn Reporter = &mut output;
     learn_one(&loaded, &project_dir, failure, reporter, &cancel)?;
     Ok(if cancel.is_cancelled() {
         EXIT_INTERRUPTED

@@ -5,6 +5,7 @@ mod agents;
 mod capture;
 mod history;
 mod hook;
+mod log;
 mod redact;
 mod render;
 mod report;
@@ -28,7 +29,7 @@ use crate::record::Record;
 use crate::settings::{self, ConfigError, Loaded, Overrides, Settings, TestFramework};
 use crate::store::FailureStatus;
 use crate::testing::{self, Framework};
-use render::{HumanRenderer, JsonRenderer};
+use render::Output;
 
 /// Exit code: the loop ended without success.
 pub(crate) const EXIT_FAILED: u8 = 1;
@@ -277,6 +278,45 @@ fn project_dir(dir: &Path) -> Result<PathBuf, Failure> {
         .map_err(|e| Failure::usage(format!("resolve {}: {e}", dir.display())))
 }
 
+/// Starts the log file when `logging.file` is set; one that cannot be opened is a
+/// configuration error. Inside the work tree the log is excluded from git like
+/// `.promptloop/`, so snapshots and restores never carry it.
+fn start_log(settings: &Settings, project_dir: &Path, command: &str) -> Result<(), Failure> {
+    let Some(path) = log::path_of(&settings.logging, project_dir) else {
+        return Ok(());
+    };
+    let cannot = |e: &dyn std::fmt::Display| {
+        Failure::usage(format!(
+            "open the log file {} (logging.file): {e}",
+            path.display()
+        ))
+    };
+    if let Ok(repo) = Repo::open(project_dir) {
+        let parent = path
+            .parent()
+            .map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
+        let inside = parent.as_deref().and_then(|dir| {
+            let name = path.file_name()?;
+            dir.join(name)
+                .strip_prefix(repo.root())
+                .ok()
+                .map(Path::to_path_buf)
+        });
+        if let Some(rel) = inside {
+            repo.ensure_excluded(&format!("/{}", rel.display()))
+                .map_err(|e| cannot(&e))?;
+        }
+    }
+    log::init(&path, settings.logging.level, teachers::redactor(settings)?)
+        .map_err(|e| cannot(&e))?;
+    tracing::info!(
+        "promptloop {} {command} in {}",
+        env!("CARGO_PKG_VERSION"),
+        project_dir.display()
+    );
+    Ok(())
+}
+
 fn open_repo(project_dir: &Path) -> Result<Repo, Failure> {
     Repo::open(project_dir).map_err(|e| Failure::usage(format!("{e}")))
 }
@@ -351,6 +391,7 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
     let teaching = teachers::Teaching::new(&loaded)?;
     let settings = loaded.settings;
     let repo = open_repo(&project_dir)?;
+    start_log(&settings, &project_dir, "run")?;
     let agent = agents::make_agent(&settings);
     agent.check().map_err(|e| Failure::usage(e.to_string()))?;
     let teacher = teachers::make_teacher(&settings)?;
@@ -376,9 +417,8 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
         semantic: semantic_plan(&settings),
     };
     let learner = teaching.learner(teacher.as_deref().map_err(Clone::clone), rules);
-    let mut human = HumanRenderer::new();
-    let mut machine = JsonRenderer;
-    let reporter: &mut dyn crate::events::Reporter = if json { &mut machine } else { &mut human };
+    let mut output = Output::new(json);
+    let reporter: &mut dyn crate::events::Reporter = &mut output;
     let context = learning_loop::RunContext {
         plan: &plan,
         agent: agent.as_ref(),
@@ -412,6 +452,7 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     loaded.settings.apply(&overrides(&args.common))?;
     let teaching = teachers::Teaching::new(&loaded)?;
     let settings = loaded.settings;
+    start_log(&settings, &project_dir, "learn")?;
     // Only for its instruction file: `learn` does not run the agent.
     let agent = agents::make_agent(&settings);
     let record = Record::open(&project_dir).map_err(|e| Failure::usage(e.to_string()))?;
@@ -435,9 +476,8 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     install_interrupt(&cancel);
     let default_rules = agents::rules_targets(&settings, &project_dir, agent.as_ref());
     let mut learner = teaching.learner(Ok(teacher.as_ref()), default_rules.clone());
-    let mut human = HumanRenderer::new();
-    let mut machine = JsonRenderer;
-    let reporter: &mut dyn crate::events::Reporter = if json { &mut machine } else { &mut human };
+    let mut output = Output::new(json);
+    let reporter: &mut dyn crate::events::Reporter = &mut output;
     let mut still_pending = 0;
     for stored in pending {
         // The file its run or report chose (`--scope global`, `--rules-file`), unless this

@@ -9,6 +9,31 @@ use super::secs;
 use crate::events::{Event, Reporter, RunOutcome};
 use crate::testing::TestOutcome;
 
+/// What a command reports: the events rendered for people or, with `--json`, as JSON lines,
+/// and each one logged to the log file.
+pub(super) struct Output {
+    human: Option<HumanRenderer>,
+}
+
+impl Output {
+    /// JSON lines when `json`, else the human view.
+    pub(super) fn new(json: bool) -> Self {
+        Output {
+            human: (!json).then(HumanRenderer::new),
+        }
+    }
+}
+
+impl Reporter for Output {
+    fn report(&mut self, event: &Event) {
+        match &mut self.human {
+            Some(human) => human.report(event),
+            None => JsonRenderer.report(event),
+        }
+        super::log::log_event(event);
+    }
+}
+
 /// One JSON object per line on stdout.
 pub struct JsonRenderer;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::render::{HumanRenderer, JsonRenderer};
+use super::render::Output;
 use super::teachers::{self, MaybeTeacher};
 use super::{EXIT_FAILED, EXIT_INTERRUPTED, Failure, finish, install_interrupt, project_dir};
 use crate::events::{Event, Reporter};
@@ -214,6 +214,7 @@ fn report_inner(args: ReportArgs, json: bool) -> Result<u8, Failure> {
     })?;
     let teaching = teachers::Teaching::new(&loaded)?;
     let settings = &loaded.settings;
+    super::start_log(settings, &project_dir, "report-failure")?;
 
     // A project is a git work tree; its record and its instruction file live there.
     let repo = Repo::open(&project_dir).ok();
@@ -267,9 +268,8 @@ fn report_inner(args: ReportArgs, json: bool) -> Result<u8, Failure> {
     let learner = teaching.learner(teacher.as_deref().map_err(Clone::clone), rules);
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
-    let mut human = HumanRenderer::new();
-    let mut machine = JsonRenderer;
-    let reporter: &mut dyn Reporter = if json { &mut machine } else { &mut human };
+    let mut output = Output::new(json);
+    let reporter: &mut dyn Reporter = &mut output;
     let mut emit = |e: Event| reporter.report(&e);
     let failed = |e: crate::learn::LearnError| Failure {
         message: format!("{e:#}"),

@@ -160,7 +160,26 @@ impl<'a> Learner<'a> {
         });
         stored.tries += 1;
         stored.teacher = Some(teacher.name());
-        match teacher::learn(teacher, &lesson, &stored.context, cancel) {
+        let asked = std::time::Instant::now();
+        let answer = teacher::learn(teacher, &lesson, &stored.context, cancel);
+        let took = asked.elapsed().as_secs_f64();
+        match &answer {
+            Ok(learned) => tracing::info!(
+                "teacher {} answered in {took:.1}s ({}, {} input / {} output tokens)",
+                teacher.name(),
+                learned.reply.model.as_deref().unwrap_or("model unknown"),
+                learned
+                    .reply
+                    .input_tokens
+                    .map_or("?".into(), |t| t.to_string()),
+                learned
+                    .reply
+                    .output_tokens
+                    .map_or("?".into(), |t| t.to_string()),
+            ),
+            Err(e) => tracing::warn!("teacher {} failed after {took:.1}s: {e:#}", teacher.name()),
+        }
+        match answer {
             Ok(learned) => {
                 stored.teacher_answer = Some(learned.reply.text.clone());
                 Ok(Lesson::Learned(Box::new((learned, stored))))

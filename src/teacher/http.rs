@@ -86,6 +86,11 @@ impl JsonPost<'_> {
                             return Err(give_up(format!("read the answer: {}", error_chain(&e))));
                         }
                     };
+                    tracing::debug!(
+                        "POST {} (try {tries}): HTTP {status} after {:.1}s",
+                        self.url,
+                        started.elapsed().as_secs_f64()
+                    );
                     if (200..300).contains(&status) {
                         return Ok(text);
                     }
@@ -123,6 +128,11 @@ impl JsonPost<'_> {
                     self.deadline_key
                 )));
             }
+            tracing::warn!(
+                "POST {} (try {tries}): {last}; retrying in {:.1}s",
+                self.url,
+                wait.as_secs_f64()
+            );
             sleep_unless_cancelled(wait, cancel)?;
         }
     }
