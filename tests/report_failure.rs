@@ -493,7 +493,7 @@ fn a_wrong_webhook_token_is_a_clear_error() {
     let server = teacher_loopback::n8n(Some("right-token"), |_, _, _| N8n::Model(answer_for("x")));
     let config = project.config(&format!(
         "teacher:\n  mode: webhook\nn8n:\n  webhook_url: {}/webhook/prompt-learning-teacher\n  bearer_token_env: HOOK_TOKEN\n",
-        server.url()
+        server.base_url()
     ));
     let out = project
         .promptloop()
@@ -517,7 +517,7 @@ fn a_wrong_webhook_token_is_a_clear_error() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("HOOK_TOKEN"));
-    assert_eq!(server.hits().len(), 1);
+    assert_eq!(server.requests().len(), 1);
 }
 
 #[test]

@@ -150,7 +150,7 @@ impl Server {
             }
             Kind::OpenAi => {
                 let server = Loopback::start(move |hit: &Hit| {
-                    if hit.path != "/v1/chat/completions" {
+                    if hit.path_and_query != "/v1/chat/completions" {
                         return teacher_loopback::openai_error(404, "no such route");
                     }
                     let (system, user) = teacher_loopback::openai_prompts(hit);
@@ -221,12 +221,12 @@ impl Server {
             ),
             Kind::OpenAi => format!(
                 "teacher:\n  mode: openai\n  model: qwen2.5-coder:14b\n  base_url: {}/v1\n  timeout: {timeout}\nclaude:\n  command: {}\n{common}",
-                self.url(),
+                self.base_url(),
                 agent.display()
             ),
             Kind::Webhook => format!(
                 "teacher:\n  mode: webhook\nn8n:\n  webhook_url: {}/webhook/prompt-learning-teacher\n  timeout: {timeout}\n  bearer_token_env: PROMPTLOOP_N8N_TOKEN\nclaude:\n  command: {}\n{common}",
-                self.url(),
+                self.base_url(),
                 agent.display()
             ),
             Kind::ClaudeCli => format!(
@@ -238,10 +238,10 @@ impl Server {
     }
 
     /// The server's base URL.
-    pub fn url(&self) -> String {
+    pub fn base_url(&self) -> String {
         match (&self.anthropic, &self.http) {
             (Some(a), _) => a.base_url(),
-            (_, Some(h)) => h.url(),
+            (_, Some(h)) => h.base_url(),
             _ => unreachable!(),
         }
     }
@@ -249,7 +249,7 @@ impl Server {
     /// promptloop in `project`, with the environment this teacher needs.
     pub fn promptloop(&self, project: &Project) -> assert_cmd::Command {
         let mut cmd = project.promptloop();
-        cmd.env("ANTHROPIC_BASE_URL", self.url())
+        cmd.env("ANTHROPIC_BASE_URL", self.base_url())
             .env("ANTHROPIC_API_KEY", "test-anthropic-key")
             .env("OPENAI_API_KEY", "test-openai-key")
             .env("PROMPTLOOP_N8N_TOKEN", TOKEN)
@@ -281,13 +281,13 @@ impl Server {
         }
         let server = self.http.as_ref().expect("server");
         server
-            .hits()
+            .requests()
             .into_iter()
             .map(|hit| {
                 let (system, user) = match self.kind {
                     Kind::OpenAi => teacher_loopback::openai_prompts(&hit),
                     _ => {
-                        let run = teacher_loopback::run_n8n_workflow(&hit.json, "");
+                        let run = teacher_loopback::run_n8n_workflow(&hit.body, "");
                         (run.system, run.user)
                     }
                 };

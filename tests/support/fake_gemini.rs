@@ -193,7 +193,7 @@ impl FakeGemini {
         let server = Loopback::start(move |recorded: &Recorded| {
             let request = GeminiRequest(recorded.clone());
             if !request.is_generate() {
-                return Answer::Json(
+                return Answer::json(
                     404,
                     json!([{"error": {"code": 404, "message": format!("fake_gemini: no route for {} {}", recorded.method, recorded.path_and_query), "status": "NOT_FOUND"}}]),
                 );
@@ -240,7 +240,7 @@ fn answer(request: &GeminiRequest, reply: Reply) -> Answer {
                 503 => "UNAVAILABLE",
                 _ => "INTERNAL",
             };
-            return Answer::Json(
+            return Answer::json(
                 status,
                 json!([{"error": {"code": status, "message": message, "status": status_text, "details": details}}]),
             );
@@ -258,8 +258,8 @@ fn answer(request: &GeminiRequest, reply: Reply) -> Answer {
         "modelVersion": request.model()
     });
     if request.is_stream() {
-        Answer::Sse(vec![(None, response)])
+        Answer::sse(vec![(None, response)])
     } else {
-        Answer::Json(200, response)
+        Answer::json(200, response)
     }
 }

@@ -179,7 +179,7 @@ impl FakeOpenAi {
         let server = Loopback::start(move |recorded: &Recorded| {
             let request = ResponsesRequest(recorded.clone());
             if !request.is_responses() {
-                return Answer::Json(
+                return Answer::json(
                     404,
                     json!({"error": {"message": format!("fake_openai: no route for {} {}", recorded.method, recorded.path_and_query), "type": "not_found"}}),
                 );
@@ -233,7 +233,7 @@ fn answer(reply: Reply, n: usize) -> Answer {
             kind,
             message,
         } => {
-            return Answer::Json(
+            return Answer::json(
                 status,
                 json!({"error": {"message": message, "type": kind, "code": null}}),
             );
@@ -257,7 +257,7 @@ fn answer(reply: Reply, n: usize) -> Answer {
         let name = data["type"].as_str().map(str::to_string);
         (name, data)
     };
-    Answer::Sse(vec![
+    Answer::sse(vec![
         event(json!({"type": "response.created", "response": {"id": id}})),
         event(json!({"type": "response.output_item.done", "output_index": 0, "item": item})),
         event(

@@ -1,16 +1,20 @@
-//! A recording HTTP server on 127.0.0.1 for the fake model APIs (`fake_openai`,
-//! `fake_gemini`): every request is kept, and a handler turns each into a response. It runs
-//! on its own thread with its own tokio runtime, so synchronous tests can use it; dropping
-//! the [`Loopback`] stops it.
+//! A recording HTTP server on 127.0.0.1 for every fake: the model APIs (`fake_openai`,
+//! `fake_gemini`) and the teachers' protocols (`teacher_loopback`). Every request is kept
+//! with its raw body and arrival time, and a handler turns each into an answer: any status,
+//! headers, a JSON or server-sent-events body, after a delay (to test deadlines). Handlers run
+//! on a blocking thread (they may start a process), and a panicking one answers 500 with its
+//! message, so a test sees its own bug instead of a hung client. The server runs on its own
+//! thread with its own tokio runtime, so synchronous tests can use it; dropping the
+//! [`Loopback`] stops it.
 
 #![allow(dead_code)]
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::server::Served;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -25,6 +29,10 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// The body as JSON; `Null` when empty, a `String` when not JSON.
     pub body: Value,
+    /// The body as sent.
+    pub raw: String,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -45,11 +53,59 @@ impl Recorded {
 }
 
 /// What a handler answers.
-pub enum Answer {
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: String,
+    /// Wait this long before answering.
+    pub delay: Duration,
+}
+
+impl Answer {
     /// A JSON body with this status.
-    Json(u16, Value),
+    pub fn json(status: u16, value: Value) -> Answer {
+        Answer {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: value.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+
     /// Server-sent events: each `(event name or None, data)`.
-    Sse(Vec<(Option<String>, Value)>),
+    pub fn sse(events: Vec<(Option<String>, Value)>) -> Answer {
+        Answer {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "text/event-stream".into()),
+                ("cache-control".into(), "no-cache".into()),
+            ],
+            body: events
+                .iter()
+                .map(|(event, data)| match event {
+                    Some(name) => format!("event: {name}\ndata: {data}\n\n"),
+                    None => format!("data: {data}\r\n\r\n"),
+                })
+                .collect(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Answer {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Answers only after `delay`.
+    pub fn after(mut self, delay: Duration) -> Answer {
+        self.delay = delay;
+        self
+    }
 }
 
 type Handler = dyn Fn(&Recorded) -> Answer + Send + Sync + 'static;
@@ -61,8 +117,7 @@ pub struct Loopback {
 }
 
 impl Loopback {
-    /// Starts a server on an ephemeral port of 127.0.0.1. A panicking handler answers 500
-    /// with the panic's text, so a test sees its own bug instead of a hung client.
+    /// Starts a server on an ephemeral port of 127.0.0.1 answering with `handler`.
     pub fn start(handler: impl Fn(&Recorded) -> Answer + Send + Sync + 'static) -> Loopback {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
@@ -71,11 +126,38 @@ impl Loopback {
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let handler = Arc::clone(&handler);
                 let recorded = Arc::clone(&recorded);
-                async move { serve(&*handler, &recorded, method, uri, headers, body) }
+                async move {
+                    let request = record(method, uri, headers, body);
+                    recorded
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(request.clone());
+                    let answer = tokio::task::spawn_blocking(move || handler(&request))
+                        .await
+                        .unwrap_or_else(|e| {
+                            let text = e
+                                .try_into_panic()
+                                .ok()
+                                .and_then(|p| {
+                                    p.downcast_ref::<String>().cloned().or_else(|| {
+                                        p.downcast_ref::<&str>().map(|s| (*s).to_string())
+                                    })
+                                })
+                                .unwrap_or_default();
+                            Answer::json(
+                                500,
+                                serde_json::json!({"error": {"message": format!("fake server panicked: {text}")}}),
+                            )
+                        });
+                    if !answer.delay.is_zero() {
+                        tokio::time::sleep(answer.delay).await;
+                    }
+                    respond(answer)
+                }
             },
         );
         Loopback {
-            server: Served::start("fake-model-server", app),
+            server: Served::start("loopback-server", app),
             requests,
         }
     }
@@ -94,15 +176,9 @@ impl Loopback {
     }
 }
 
-fn serve(
-    handler: &Handler,
-    recorded: &Mutex<Vec<Recorded>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request = Recorded {
+fn record(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Recorded {
+    let raw = String::from_utf8_lossy(&body).into_owned();
+    Recorded {
         method: method.to_string(),
         path_and_query: uri
             .path_and_query()
@@ -119,51 +195,25 @@ fn serve(
         body: if body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&body)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+            serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(raw.clone()))
         },
-    };
-    recorded
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(request.clone());
-    let answer = catch_unwind(AssertUnwindSafe(|| handler(&request))).unwrap_or_else(|panic| {
-        let text = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
-            .unwrap_or_default();
-        Answer::Json(
-            500,
-            serde_json::json!({"error": {"message": format!("fake server panicked: {text}")}}),
-        )
-    });
-    match answer {
-        Answer::Json(status, value) => (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            [("content-type", "application/json")],
-            value.to_string(),
-        )
-            .into_response(),
-        Answer::Sse(events) => {
-            let body: String = events
-                .iter()
-                .map(|(event, data)| match event {
-                    Some(name) => format!("event: {name}\ndata: {data}\n\n"),
-                    None => format!("data: {data}\r\n\r\n"),
-                })
-                .collect();
-            (
-                StatusCode::OK,
-                [
-                    ("content-type", "text/event-stream"),
-                    ("cache-control", "no-cache"),
-                ],
-                body,
-            )
-                .into_response()
+        raw,
+        at: Instant::now(),
+    }
+}
+
+fn respond(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, answer.body).into_response();
+    for (name, value) in &answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
         }
     }
+    response
 }
 
 /// Appends every `text` string found anywhere in `value` (message content, parts, blocks).

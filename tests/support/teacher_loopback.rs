@@ -1,174 +1,15 @@
 //! A scripted HTTP server on 127.0.0.1 for the teachers' protocols that have no fake of
 //! their own: the OpenAI-compatible chat API ([`openai_reply`]) and the n8n webhook
-//! ([`n8n`], which runs the shipped workflow's own expressions and code). Every request is
-//! recorded with its raw body and arrival time; each answer may come after a delay (to
-//! test deadlines) and with any status and headers (to test retries).
-//!
-//! Runs on its own thread with its own tokio runtime; dropping the [`Loopback`] stops it.
+//! ([`n8n`], which runs the shipped workflow's own expressions and code), on the one
+//! recording server of [`super::loopback`].
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use super::server::Served;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// One request as the server saw it.
-#[derive(Clone, Debug)]
-pub struct Hit {
-    /// `POST`.
-    pub method: String,
-    /// Path and query.
-    pub path: String,
-    /// Headers, names lower-case.
-    pub headers: Vec<(String, String)>,
-    /// The body as sent.
-    pub raw: String,
-    /// The body parsed as JSON (`Null` when it is not JSON).
-    pub json: Value,
-    /// When it arrived.
-    pub at: Instant,
-}
-
-impl Hit {
-    /// The first header with this name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// What the server answers.
-#[derive(Clone, Debug)]
-pub struct Answer {
-    /// HTTP status.
-    pub status: u16,
-    /// Extra headers.
-    pub headers: Vec<(String, String)>,
-    /// Body.
-    pub body: String,
-    /// Wait this long before answering.
-    pub delay: Duration,
-}
-
-impl Answer {
-    /// A JSON answer.
-    pub fn json(status: u16, value: Value) -> Answer {
-        Answer {
-            status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: value.to_string(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    /// Adds a header.
-    pub fn header(mut self, name: &str, value: &str) -> Answer {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// Answers only after `delay`.
-    pub fn after(mut self, delay: Duration) -> Answer {
-        self.delay = delay;
-        self
-    }
-}
-
-type Script = dyn Fn(&Hit) -> Answer + Send + Sync + 'static;
-
-/// The server; stops when dropped.
-pub struct Loopback {
-    server: Served,
-    hits: Arc<Mutex<Vec<Hit>>>,
-}
-
-impl Loopback {
-    /// Starts a server answering every request with `script`.
-    pub fn start(script: impl Fn(&Hit) -> Answer + Send + Sync + 'static) -> Loopback {
-        let hits = Arc::new(Mutex::new(Vec::new()));
-        let script: Arc<Script> = Arc::new(script);
-        let recorded = Arc::clone(&hits);
-        let app = axum::Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let script = Arc::clone(&script);
-                let recorded = Arc::clone(&recorded);
-                async move {
-                    let raw = String::from_utf8_lossy(&body).into_owned();
-                    let hit = Hit {
-                        method: method.to_string(),
-                        path: uri
-                            .path_and_query()
-                            .map_or_else(|| uri.path().to_string(), |p| p.to_string()),
-                        headers: headers
-                            .iter()
-                            .map(|(n, v)| {
-                                (
-                                    n.as_str().to_string(),
-                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                )
-                            })
-                            .collect(),
-                        json: serde_json::from_str(&raw).unwrap_or(Value::Null),
-                        raw,
-                        at: Instant::now(),
-                    };
-                    recorded
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(hit.clone());
-                    let answer = tokio::task::spawn_blocking(move || script(&hit))
-                        .await
-                        .unwrap_or_else(|e| {
-                            Answer::json(
-                                500,
-                                json!({"error": {"message": format!("script panicked: {e}")}}),
-                            )
-                        });
-                    if !answer.delay.is_zero() {
-                        tokio::time::sleep(answer.delay).await;
-                    }
-                    respond(answer)
-                }
-            },
-        );
-        Loopback {
-            server: Served::start("teacher-server", app),
-            hits,
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        self.server.base_url()
-    }
-
-    /// Every request so far.
-    pub fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-fn respond(answer: Answer) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, answer.body).into_response();
-    for (name, value) in &answer.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
-}
+pub use super::loopback::{Answer, Loopback, Recorded as Hit};
 
 // ---------------------------------------------------------------------------
 // OpenAI-compatible chat completions
@@ -181,7 +22,7 @@ pub fn openai_reply(request: &Hit, text: &str) -> Answer {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
             "created": 1_764_000_000,
-            "model": request.json["model"],
+            "model": request.body["model"],
             "choices": [{
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
@@ -207,7 +48,7 @@ pub fn openai_error(status: u16, message: &str) -> Answer {
 
 /// The system and user text of a chat completion request.
 pub fn openai_prompts(request: &Hit) -> (String, String) {
-    let messages = request.json["messages"]
+    let messages = request.body["messages"]
         .as_array()
         .cloned()
         .unwrap_or_default();
@@ -324,10 +165,10 @@ pub fn n8n(
 ) -> Loopback {
     let token = token.map(|t| format!("Bearer {t}"));
     Loopback::start(move |hit| {
-        if hit.method != "POST" || !hit.path.starts_with("/webhook/prompt-learning-teacher") {
+        if hit.method != "POST" || !hit.path().starts_with("/webhook/prompt-learning-teacher") {
             return Answer::json(
                 404,
-                json!({"code": 404, "message": format!("The requested webhook \"{} {}\" is not registered.", hit.method, hit.path)}),
+                json!({"code": 404, "message": format!("The requested webhook \"{} {}\" is not registered.", hit.method, hit.path_and_query)}),
             );
         }
         if let Some(expected) = &token
@@ -339,9 +180,9 @@ pub fn n8n(
             );
         }
         // What the LLM node would be asked, from the workflow's own expressions.
-        let asked = run_n8n_workflow(&hit.json, "");
+        let asked = run_n8n_workflow(&hit.body, "");
         match model(hit, &asked.system, &asked.user) {
-            N8n::Model(text) => Answer::json(200, run_n8n_workflow(&hit.json, &text).response),
+            N8n::Model(text) => Answer::json(200, run_n8n_workflow(&hit.body, &text).response),
             N8n::Answer(answer) => answer,
         }
     })
