@@ -31,15 +31,9 @@ fn with_loopback(project: &Project, server: &FakeAnthropic, args: &[&str]) -> Ou
     all.extend(["--config", &config]);
     project
         .run_plain(&all)
+        .envs(server.claude_code_env())
         .env("PATH", path)
-        .env("ANTHROPIC_BASE_URL", server.base_url())
-        .env("ANTHROPIC_API_KEY", "test-key")
         .env("IS_SANDBOX", "1")
-        .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_ERROR_REPORTING", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("CLAUDE_CODE_MAX_RETRIES", "2")
         .timeout(Duration::from_secs(300))
         .go()
 }

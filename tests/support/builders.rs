@@ -186,6 +186,12 @@ impl RunBuilder {
         self
     }
 
+    /// Sets environment variables.
+    pub fn envs(mut self, vars: Vec<(&'static str, String)>) -> RunBuilder {
+        self.cmd.envs(vars);
+        self
+    }
+
     /// More arguments.
     pub fn args(mut self, args: &[&str]) -> RunBuilder {
         self.cmd.args(args);

@@ -305,6 +305,21 @@ impl FakeAnthropic {
         self.server.base_url()
     }
 
+    /// The environment that points Claude Code (and an Anthropic teacher) at this server
+    /// and keeps it offline: base URL, a key, no telemetry, error reports, non-essential
+    /// traffic or auto-update, two retries.
+    pub fn claude_code_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ANTHROPIC_BASE_URL", self.base_url()),
+            ("ANTHROPIC_API_KEY", "test-key".into()),
+            ("DISABLE_TELEMETRY", "1".into()),
+            ("DISABLE_ERROR_REPORTING", "1".into()),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
+            ("DISABLE_AUTOUPDATER", "1".into()),
+            ("CLAUDE_CODE_MAX_RETRIES", "2".into()),
+        ]
+    }
+
     /// Every request received so far, in arrival order (all paths, not only Messages calls).
     pub fn requests(&self) -> Vec<Request> {
         self.shared.requests().clone()
