@@ -7,6 +7,7 @@
 //! `process`, `settings`, `failure`, `redact` and `events`.
 
 pub mod agent;
+pub mod bench;
 pub mod cli;
 pub mod events;
 pub mod failure;
