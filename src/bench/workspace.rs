@@ -308,6 +308,7 @@ pub fn install_rules(
         budget,
         review: false,
         judge: None,
+        unproven_max_age_days: None,
     };
     let targets: Vec<_> = targets.iter().map(|t| curator.target(t)).collect();
     // Rules the copy's files already hold are not this arm's: keep only the user's text.
