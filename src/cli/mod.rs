@@ -2,6 +2,7 @@
 //! The only layer that talks to the user.
 
 mod agents;
+mod bench;
 mod capture;
 mod history;
 mod hook;
@@ -10,6 +11,7 @@ mod render;
 mod report;
 mod rules;
 mod teachers;
+mod validate;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -97,6 +99,9 @@ enum Command {
     Rules(rules::RulesCommand),
     /// Runs, attempts and outcomes recorded in the project's store.
     History(history::HistoryArgs),
+    /// Run a suite of tasks with and without the learned rules and compare pass rates.
+    #[command(after_help = bench::AFTER_HELP)]
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +165,10 @@ struct RunArgs {
     /// The test command, run through the shell (overrides tests.command).
     #[arg(long, value_name = "CMD")]
     test_command: Option<String>,
+    /// After the run, validate each rule it learned: rerun its failure with and without
+    /// the rule, within RERUNS reruns in all (default 6); a harmful rule is retired.
+    #[arg(long, value_name = "RERUNS", num_args = 0..=1, default_missing_value = "6")]
+    validate: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +196,7 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
         Command::Rules(command) => rules::main(command),
         Command::History(args) => history::main(args),
+        Command::Bench(args) => bench::bench(args),
     }
 }
 
@@ -202,6 +212,7 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "config",
         "rules",
         "history",
+        "bench",
         "help",
         "-h",
         "--help",
@@ -347,6 +358,7 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
     over.test_command = args.test_command.clone();
     loaded.settings.apply(&over)?;
     let teaching = teachers::Teaching::new(&loaded)?;
+    let for_validation = args.validate.map(|budget| (budget, loaded.clone()));
     let settings = loaded.settings;
     let repo = open_repo(&project_dir)?;
     let agent = agents::make_agent(&settings);
@@ -393,6 +405,11 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
         ),
         code: EXIT_FAILED,
     })?;
+    if let Some((budget, loaded)) = for_validation
+        && summary.outcome != RunOutcome::Interrupted
+    {
+        validate::after_run(&project_dir, loaded, &summary.run_id, budget, json);
+    }
     Ok(match summary.outcome {
         RunOutcome::Passed => 0,
         RunOutcome::Failed | RunOutcome::Error => EXIT_FAILED,
