@@ -581,6 +581,17 @@ pub fn baseline(arms: &[Arm]) -> Option<&Arm> {
     arms.iter().find(|a| a.name == "none").or(arms.last())
 }
 
+/// What a bench process knows besides its trials' results.
+#[derive(Clone, Debug, Default)]
+pub struct RunFacts {
+    /// Rules learned on the train tasks.
+    pub learned_rules: usize,
+    /// Trials this process ran.
+    pub ran_now: u32,
+    /// Trials that could not be set up.
+    pub setup_errors: Vec<String>,
+}
+
 /// Builds the report from the finished trials.
 pub fn report(
     bench_id: &str,
@@ -588,10 +599,13 @@ pub fn report(
     arms: &[Arm],
     trials_per_task: u32,
     records: Vec<TrialRecord>,
-    learned_rules: usize,
-    ran_now: u32,
-    setup_errors: Vec<String>,
+    facts: RunFacts,
 ) -> Report {
+    let RunFacts {
+        learned_rules,
+        ran_now,
+        setup_errors,
+    } = facts;
     let test: Vec<&TrialRecord> = records
         .iter()
         .filter(|r| r.key.phase == Split::Test)
@@ -789,7 +803,17 @@ mod tests {
             records.push(record("a", "none", false, 3));
             records.push(record("b", "none", true, 1));
         }
-        let r = report("b1", &suite, &arms, 2, records, 0, 8, Vec::new());
+        let r = report(
+            "b1",
+            &suite,
+            &arms,
+            2,
+            records,
+            RunFacts {
+                ran_now: 8,
+                ..RunFacts::default()
+            },
+        );
         assert_eq!(r.arms[0].name, "rules");
         assert_eq!((r.arms[0].trials, r.arms[0].passed), (4, 4));
         assert_eq!((r.arms[1].trials, r.arms[1].passed), (4, 2));
