@@ -20,6 +20,7 @@ pub mod redact;
 pub mod review;
 pub mod rules;
 pub mod settings;
+pub mod stats;
 pub mod store;
 pub mod teacher;
 pub mod testing;

@@ -10,6 +10,7 @@ mod redact;
 mod render;
 mod report;
 mod rules;
+mod stats;
 mod teachers;
 mod validate;
 
@@ -102,6 +103,10 @@ enum Command {
     /// Run a suite of tasks with and without the learned rules and compare pass rates.
     #[command(after_help = bench::AFTER_HELP)]
     Bench(bench::BenchArgs),
+    /// What the record says about learning: per rule (learned, recurred, validated,
+    /// helped) and per day (first-attempt pass rate, attempts to green, failures,
+    /// recurrences); --plot DIR writes SVG charts.
+    Stats(stats::StatsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +202,7 @@ pub fn main() -> ExitCode {
         Command::Rules(command) => rules::main(command),
         Command::History(args) => history::main(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Stats(args) => stats::main(args),
     }
 }
 
@@ -213,6 +219,7 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "rules",
         "history",
         "bench",
+        "stats",
         "help",
         "-h",
         "--help",
