@@ -645,3 +645,115 @@ fn bench_mistakes_are_usage_errors() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("bad.yaml"));
 }
+
+// ---------------------------------------------------------------------------------------
+// stats and recurrence
+
+fn report(project: &Project, server: &FakeAnthropic, description: &str) {
+    let output = project
+        .promptloop()
+        .args(["report-failure", "-f", "planning_error", "-D", description])
+        .args(["--task", "Add caching", "--teacher", "anthropic", "-d"])
+        .arg(&project.path)
+        .env("ANTHROPIC_BASE_URL", server.base_url())
+        .env("ANTHROPIC_API_KEY", "k")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn stats_count_runs_failures_and_recurrences_and_plot_them() {
+    let project = Project::calculator();
+    let agent = calculator_agent(&project, "helpful");
+    let config = calculator_config(&project, &agent);
+    let server = teacher_with(RULE);
+    let (run_rule, _) = learn_rule(&project, &config, &server);
+    // Manual reports: a recurrence only when the fingerprint matches (same type, same
+    // description up to numbers and quoted values).
+    let planner = FakeAnthropic::start(|_| {
+        Reply::text(
+            "- **Rule**: Extend the existing cache layer instead of building a new one\n\
+             - **When**: Adding caching\n- **Why**: Two caches drift apart\n",
+        )
+    });
+    report(
+        &project,
+        &planner,
+        "Built a new cache with 3 layers instead of extending 'cache.py'",
+    );
+    report(
+        &project,
+        &planner,
+        "Built a new cache with 5 layers instead of extending 'lru.py'",
+    );
+    report(
+        &project,
+        &planner,
+        "Put the cache settings into the wrong config file",
+    );
+    let output = project
+        .promptloop()
+        .args(["stats", "--json", "--plot"])
+        .arg(project.home.path().join("charts"))
+        .arg("-d")
+        .arg(&project.path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stats = json_of(&output);
+    let t = &stats["totals"];
+    assert_eq!(t["runs"], 1, "{stats:#}");
+    assert_eq!(t["first_attempt_passed"], 0);
+    assert_eq!(t["first_attempt_rate"], 0.0);
+    assert_eq!(t["passed"], 1);
+    assert_eq!(t["attempts_to_green"], 2.0);
+    assert_eq!(t["failures"], 4);
+    assert_eq!(stats["failures_by_type"]["planning_error"], 3);
+    assert_eq!(stats["failures_by_type"]["test_failure"], 1);
+    assert_eq!(stats["failures_by_source"]["manual"], 3);
+    assert_eq!(t["recurrences"], 1, "{stats:#}");
+    let rules = stats["rules"].as_array().unwrap();
+    let cache = rules
+        .iter()
+        .find(|r| {
+            r["rule"]
+                .as_str()
+                .unwrap()
+                .starts_with("Extend the existing cache")
+        })
+        .unwrap();
+    assert_eq!(cache["learned"], 3, "{cache}");
+    assert_eq!(cache["recurred"], 1, "{cache}");
+    let from_run = rules.iter().find(|r| r["id"] == run_rule.as_str()).unwrap();
+    assert_eq!(from_run["helped"], 1, "{from_run}");
+    assert_eq!(from_run["recurred"], 0);
+    let days = stats["days"].as_array().unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!(days[0]["failures"], 4);
+    let charts = stats["charts"].as_array().unwrap();
+    assert_eq!(charts.len(), 5);
+    for c in charts {
+        let svg = std::fs::read_to_string(c.as_str().unwrap()).unwrap();
+        assert!(
+            svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"),
+            "{c}"
+        );
+    }
+    // The table says the same in words.
+    let text = project
+        .promptloop()
+        .args(["stats", "-d"])
+        .arg(&project.path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("recurrences of failures that already had a rule: 1"),
+        "{text}"
+    );
+}
