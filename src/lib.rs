@@ -7,6 +7,7 @@
 //! `process`, `settings`, `failure`, `redact` and `events`.
 
 pub mod agent;
+pub mod bench;
 pub mod cli;
 pub mod events;
 pub mod failure;
@@ -21,6 +22,7 @@ pub mod redact;
 pub mod review;
 pub mod rules;
 pub mod settings;
+pub mod stats;
 pub mod store;
 pub mod teacher;
 pub mod testing;

@@ -10,6 +10,7 @@ mod agent_command;
 mod agents_e2e;
 mod cli;
 mod e2e_claude;
+mod evidence;
 mod failure_sources;
 mod git_safety;
 mod layering;

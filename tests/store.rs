@@ -61,6 +61,7 @@ fn curator<'a>(f: &'a Fixture, budget: Budget) -> Curator<'a> {
         budget,
         review: false,
         judge: None,
+        unproven_max_age_days: None,
     }
 }
 

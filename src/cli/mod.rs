@@ -2,6 +2,7 @@
 //! The only layer that talks to the user.
 
 mod agents;
+mod bench;
 mod capture;
 mod history;
 mod hook;
@@ -10,7 +11,9 @@ mod redact;
 mod render;
 mod report;
 mod rules;
+mod stats;
 mod teachers;
+mod validate;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -100,6 +103,13 @@ enum Command {
     Rules(rules::RulesCommand),
     /// Runs, attempts and outcomes recorded in the project's store.
     History(history::HistoryArgs),
+    /// Run a suite of tasks with and without the learned rules and compare pass rates.
+    #[command(after_help = bench::AFTER_HELP)]
+    Bench(bench::BenchArgs),
+    /// What the record says about learning: per rule (learned, recurred, validated,
+    /// helped) and per day (first-attempt pass rate, attempts to green, failures,
+    /// recurrences); --plot DIR writes SVG charts.
+    Stats(stats::StatsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +173,10 @@ struct RunArgs {
     /// The test command, run through the shell (overrides tests.command).
     #[arg(long, value_name = "CMD")]
     test_command: Option<String>,
+    /// After the run, validate each rule it learned: rerun its failure with and without
+    /// the rule, within RERUNS reruns in all (default 6); a harmful rule is retired.
+    #[arg(long, value_name = "RERUNS", num_args = 0..=1, default_missing_value = "6")]
+    validate: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +204,8 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
         Command::Rules(command) => rules::main(command),
         Command::History(args) => history::main(args),
+        Command::Bench(args) => bench::bench(args),
+        Command::Stats(args) => stats::main(args),
     }
 }
 
@@ -205,6 +221,8 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "config",
         "rules",
         "history",
+        "bench",
+        "stats",
         "help",
         "-h",
         "--help",
@@ -389,6 +407,7 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
     over.test_command = args.test_command.clone();
     loaded.settings.apply(&over)?;
     let teaching = teachers::Teaching::new(&loaded)?;
+    let for_validation = args.validate.map(|budget| (budget, loaded.clone()));
     let settings = loaded.settings;
     let repo = open_repo(&project_dir)?;
     start_log(&settings, &project_dir, "run")?;
@@ -434,6 +453,11 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
         ),
         code: EXIT_FAILED,
     })?;
+    if let Some((budget, loaded)) = for_validation
+        && summary.outcome != RunOutcome::Interrupted
+    {
+        validate::after_run(&project_dir, loaded, &summary.run_id, budget, json);
+    }
     Ok(match summary.outcome {
         RunOutcome::Passed => 0,
         RunOutcome::Failed | RunOutcome::Error => EXIT_FAILED,

@@ -30,7 +30,9 @@ Examples:
   promptloop rules import rules.json        # duplicates merge into existing rules
   promptloop rules render                   # re-render every file from the store
   promptloop rules log                      # what changed each file, and when
-  promptloop rules undo --file CLAUDE.md    # revert the last change to a file";
+  promptloop rules undo --file CLAUDE.md    # revert the last change to a file
+  promptloop rules validate r-7f3a2c        # rerun its failure with and without it
+  promptloop rules validate --all --budget 30";
 
 /// `promptloop rules` subcommands.
 #[derive(Debug, Subcommand)]
@@ -58,6 +60,9 @@ pub enum RulesCommand {
     Log(LogArgs),
     /// Revert the last change to a file (its rule change too).
     Undo(UndoArgs),
+    /// Rerun a rule's originating failure with and without it; record whether it helps
+    /// (a harmful rule is retired).
+    Validate(super::validate::ValidateArgs),
 }
 
 /// Which store, and how to print.
@@ -221,6 +226,7 @@ pub fn main(command: RulesCommand) -> ExitCode {
         RulesCommand::Render(a) => render_all(a),
         RulesCommand::Log(a) => log(a),
         RulesCommand::Undo(a) => undo(a),
+        RulesCommand::Validate(a) => return super::validate::main(a),
     })
 }
 
@@ -269,6 +275,7 @@ impl Opened {
             },
             review: self.settings.rules.review,
             judge: None,
+            unproven_max_age_days: Some(crate::learn::curate::DEFAULT_UNPROVEN_MAX_AGE_DAYS),
         }
     }
 
@@ -377,11 +384,26 @@ fn list(args: ListArgs) -> Result<u8, Failure> {
 fn show(args: IdArgs) -> Result<u8, Failure> {
     let opened = Opened::open(&args.store)?;
     let rule = opened.store.get(&args.id).map_err(store_failure)?;
+    let validations = opened
+        .store
+        .validations(Some(&rule.id))
+        .map_err(store_failure)?;
     if opened.json {
-        print_json(&rule);
+        let mut value = serde_json::to_value(&rule).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.insert(
+                "validations".into(),
+                serde_json::to_value(&validations).unwrap_or_default(),
+            );
+        }
+        print_json(&value);
         return Ok(0);
     }
     print!("{}", describe(&rule));
+    // The newest first: the verdict the files are rendered by.
+    for v in validations.iter().rev() {
+        println!("  validation: {} ({})", v.summary(), v.at);
+    }
     Ok(0)
 }
 

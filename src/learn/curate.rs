@@ -103,7 +103,13 @@ pub struct Curator<'a> {
     pub review: bool,
     /// The second opinion for the borderline band, if enabled.
     pub judge: Option<&'a dyn Judge>,
+    /// Rules without evidence leave the files this many days after they became active
+    /// (they stay in the store); `None` keeps them (see `render::select_by_evidence`).
+    pub unproven_max_age_days: Option<u32>,
 }
+
+/// Days a rule without evidence stays in the files by default (`rules.unproven_max_age_days`).
+pub const DEFAULT_UNPROVEN_MAX_AGE_DAYS: u32 = 90;
 
 impl<'a> Curator<'a> {
     /// The target for a path (absolute, or relative to the project) or a stored key.
@@ -249,7 +255,12 @@ impl<'a> Curator<'a> {
                     self.fold(target, body, last.as_ref(), &mut report)?;
                 }
             }
-            let ranked = self.store.ranked_for_target(&target.key)?;
+            let (ranked, evidence) = render::select_by_evidence(
+                self.store.ranked_for_target(&target.key)?,
+                &self.store.verdicts()?,
+                self.unproven_max_age_days,
+                chrono::Local::now().fixed_offset(),
+            );
             if ranked.is_empty() && snap.body.is_none() {
                 // No rules and no section: nothing to create.
                 return Ok(report);
@@ -268,11 +279,12 @@ impl<'a> Curator<'a> {
                 shown,
                 hidden,
                 over_budget,
-            } = render::render_section(
+            } = render::render_with_evidence(
                 &ranked,
                 target.budget,
                 snap.outside_lines + foreign.len(),
                 snap.outside_chars + foreign_chars,
+                &evidence,
             );
             let body = if foreign.is_empty() {
                 body
@@ -530,6 +542,8 @@ pub struct Curation {
     pub judge: bool,
     /// The user's store, for global rules.
     pub user_db: Option<PathBuf>,
+    /// Days rules without evidence stay in the files (`None`: for ever).
+    pub unproven_max_age_days: Option<u32>,
 }
 
 /// The loop's write path: a learned rule goes into the project's store (or the user's, for
@@ -561,6 +575,7 @@ pub fn learn_for_loop(
             (Some(j), true) => Some(j as &dyn Judge),
             _ => None,
         },
+        unproven_max_age_days: curation.unproven_max_age_days,
     };
     let targets: Vec<Target> = rules_files.iter().map(|f| curator.target(f)).collect();
     curator.learn(rule, provenance, curation.scope, &targets)

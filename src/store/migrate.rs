@@ -134,6 +134,42 @@ CREATE TABLE events (
     PRIMARY KEY (run_id, seq)
 );
 "#,
+    // 2: evidence. Bench runs and their finished trials (so an interrupted bench resumes),
+    // and the verdicts of rule validations (reruns of a rule's failure with and without it).
+    r#"
+CREATE TABLE bench_runs (
+    id          TEXT PRIMARY KEY,
+    suite       TEXT NOT NULL,
+    suite_hash  TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    options     TEXT NOT NULL
+);
+CREATE TABLE bench_trials (
+    bench_id    TEXT NOT NULL,
+    phase       TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    arm         TEXT NOT NULL,
+    trial       INTEGER NOT NULL,
+    passed      INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    PRIMARY KEY (bench_id, phase, task, arm, trial)
+);
+CREATE TABLE rule_validations (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule_id        TEXT NOT NULL,
+    at             TEXT NOT NULL,
+    verdict        TEXT NOT NULL,
+    trials         INTEGER NOT NULL,
+    with_passed    INTEGER NOT NULL,
+    without_passed INTEGER NOT NULL,
+    broken         TEXT NOT NULL,
+    data           TEXT NOT NULL
+);
+CREATE INDEX rule_validations_rule ON rule_validations(rule_id, seq);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -13,6 +13,7 @@
 //! implement it too.
 
 pub mod dedup;
+pub mod evidence;
 mod failure;
 mod legacy;
 mod migrate;
@@ -458,6 +459,13 @@ pub trait RuleStore {
     fn runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError>;
     /// A run's attempts, in order.
     fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StoreError>;
+    /// The latest validation of each validated rule (`promptloop rules validate`), by id;
+    /// a store that keeps none has none.
+    fn verdicts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, evidence::Validation>, StoreError> {
+        Ok(std::collections::BTreeMap::new())
+    }
 }
 
 /// The current time in RFC 3339 (seconds), the store's timestamp format.

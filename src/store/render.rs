@@ -4,11 +4,12 @@
 //! The store ranks (see [`StoredRule::value`]); this module decides how many of the ranked
 //! rules fit and renders them. Writing the body into the file is `rules::file`'s job.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::StoredRule;
+use super::evidence::{Validation, Verdict};
 use crate::rules::format::{
     Label, Rule, one_line, parse_answer, parse_label, render_entry, source_phrase,
 };
@@ -52,6 +53,79 @@ pub struct RenderedSection {
     pub over_budget: bool,
 }
 
+/// What the renderer knows about the rules besides their counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// Rules whose latest validation found them helpful ("proven").
+    pub helpful: BTreeSet<String>,
+    /// Active rules left out because they went without evidence too long.
+    pub aged_out: usize,
+    /// That time, in days (for the section's summary line).
+    pub max_age_days: Option<u32>,
+}
+
+/// Whether a rule has evidence that it earns its place: a validation found it helpful, a
+/// run passed after it was learned, it was learned more than once, its failure recurred,
+/// or a person put it there (imported, written by hand).
+pub fn has_evidence(rule: &StoredRule, helpful: &BTreeSet<String>) -> bool {
+    helpful.contains(&rule.id)
+        || rule.times_validated > 0
+        || rule.times_learned > 1
+        || rule.recurrences > 0
+        || rule
+            .provenance
+            .iter()
+            .any(|p| matches!(p.failure_type.as_str(), "import" | "imported" | "hand_edit"))
+}
+
+/// Orders and selects `ranked` (most valuable first) by evidence: rules proven helpful
+/// first (in their ranked order), then the rest; rules without evidence whose activation
+/// (or creation) is more than `max_age_days` before `now` are left out (they stay in the
+/// store). Harmful rules never get here: validation retires them.
+pub fn select_by_evidence(
+    ranked: Vec<StoredRule>,
+    verdicts: &BTreeMap<String, Validation>,
+    max_age_days: Option<u32>,
+    now: chrono::DateTime<chrono::FixedOffset>,
+) -> (Vec<StoredRule>, Evidence) {
+    let helpful: BTreeSet<String> = verdicts
+        .values()
+        .filter(|v| v.verdict == Verdict::Helpful)
+        .map(|v| v.rule_id.clone())
+        .collect();
+    let mut aged_out = 0;
+    let kept: Vec<StoredRule> = ranked
+        .into_iter()
+        .filter(|r| {
+            let Some(days) = max_age_days else {
+                return true;
+            };
+            if has_evidence(r, &helpful) {
+                return true;
+            }
+            let since = r.activated_at.as_deref().unwrap_or(&r.created_at);
+            let old = chrono::DateTime::parse_from_rfc3339(since)
+                .map(|t| now.signed_duration_since(t) > chrono::Duration::days(i64::from(days)))
+                .unwrap_or(false);
+            if old {
+                aged_out += 1;
+            }
+            !old
+        })
+        .collect();
+    let (mut proven, rest): (Vec<StoredRule>, Vec<StoredRule>) =
+        kept.into_iter().partition(|r| helpful.contains(&r.id));
+    proven.extend(rest);
+    (
+        proven,
+        Evidence {
+            helpful,
+            aged_out,
+            max_age_days,
+        },
+    )
+}
+
 /// Renders the most valuable of `ranked` (most valuable first) that fit in `budget`, given
 /// the lines and characters of the file outside the section.
 pub fn render_section(
@@ -60,13 +134,31 @@ pub fn render_section(
     outside_lines: usize,
     outside_chars: usize,
 ) -> RenderedSection {
+    render_with_evidence(
+        ranked,
+        budget,
+        outside_lines,
+        outside_chars,
+        &Evidence::default(),
+    )
+}
+
+/// [`render_section`], with what is known of the rules' evidence: proven rules come first
+/// in their category, and the summary line says how many are proven and how many aged out.
+pub fn render_with_evidence(
+    ranked: &[StoredRule],
+    budget: Budget,
+    outside_lines: usize,
+    outside_chars: usize,
+    evidence: &Evidence,
+) -> RenderedSection {
     let heading_chars = crate::rules::file::SECTION_HEADING.chars().count() + 1;
     let fits = |body: &str| {
         let lines = outside_lines + 1 + body.matches('\n').count();
         let chars = outside_chars + heading_chars + body.chars().count();
         lines <= budget.lines && chars <= budget.chars
     };
-    let all = body_for(ranked, ranked.len(), budget);
+    let all = body_for(ranked, ranked.len(), budget, evidence);
     if fits(&all.0) {
         return RenderedSection {
             body: all.0,
@@ -80,19 +172,19 @@ pub fn render_section(
     let (mut lo, mut hi) = (0usize, ranked.len() - 1);
     while lo < hi {
         let mid = (lo + hi).div_ceil(2);
-        if fits(&body_for(ranked, mid, budget).0) {
+        if fits(&body_for(ranked, mid, budget, evidence).0) {
             lo = mid;
         } else {
             hi = mid - 1;
         }
     }
     let mut shown = lo;
-    let mut over_budget = !fits(&body_for(ranked, shown, budget).0);
+    let mut over_budget = !fits(&body_for(ranked, shown, budget, evidence).0);
     if shown < MIN_SHOWN.min(ranked.len()) {
         shown = MIN_SHOWN.min(ranked.len());
         over_budget = true;
     }
-    let (body, ids) = body_for(ranked, shown, budget);
+    let (body, ids) = body_for(ranked, shown, budget, evidence);
     RenderedSection {
         body,
         shown: ids,
@@ -102,8 +194,14 @@ pub fn render_section(
 }
 
 /// The body showing the first `n` of `ranked`, grouped by category (alphabetical, no
-/// category first) and, within one, oldest first, so a new rule does not reorder the file.
-fn body_for(ranked: &[StoredRule], n: usize, budget: Budget) -> (String, Vec<String>) {
+/// category first) and, within one, proven rules first, then oldest first, so a new rule
+/// does not reorder the file.
+fn body_for(
+    ranked: &[StoredRule],
+    n: usize,
+    budget: Budget,
+    evidence: &Evidence,
+) -> (String, Vec<String>) {
     let mut groups: BTreeMap<String, Vec<&StoredRule>> = BTreeMap::new();
     for rule in &ranked[..n] {
         let category = rule
@@ -119,7 +217,10 @@ fn body_for(ranked: &[StoredRule], n: usize, budget: Budget) -> (String, Vec<Str
     out.push('\n');
     let mut ids = Vec::with_capacity(n);
     for (category, mut rules) in groups {
-        rules.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+        let unproven = |r: &StoredRule| !evidence.helpful.contains(&r.id);
+        rules.sort_by(|a, b| {
+            (unproven(a), &a.created_at, &a.id).cmp(&(unproven(b), &b.created_at, &b.id))
+        });
         out.push('\n');
         if !category.is_empty() {
             out.push_str("### ");
@@ -135,14 +236,39 @@ fn body_for(ranked: &[StoredRule], n: usize, budget: Budget) -> (String, Vec<Str
         }
     }
     let hidden = ranked.len() - n;
+    let proven = ids
+        .iter()
+        .filter(|id| evidence.helpful.contains(*id))
+        .count();
+    let mut summary = Vec::new();
+    if proven > 0 {
+        summary.push(format!(
+            "{proven} of {n} rules here {} proven helpful by reruns (`promptloop rules validate`).",
+            if proven == 1 { "is" } else { "are" }
+        ));
+    }
+    if evidence.aged_out > 0 {
+        summary.push(format!(
+            "{} rule{} without evidence for {} days {} left out (still in the store).",
+            evidence.aged_out,
+            if evidence.aged_out == 1 { "" } else { "s" },
+            evidence.max_age_days.unwrap_or(0),
+            if evidence.aged_out == 1 { "is" } else { "are" },
+        ));
+    }
     if hidden > 0 {
-        out.push_str(&format!(
-            "\n_{hidden} more learned rule{} kept in promptloop's store, over this file's budget \
-             ({} lines, {} characters): `promptloop rules list` shows them._\n",
+        summary.push(format!(
+            "{hidden} more learned rule{} kept in promptloop's store, over this file's budget \
+             ({} lines, {} characters): `promptloop rules list` shows them.",
             if hidden == 1 { " is" } else { "s are" },
             budget.lines,
             budget.chars
         ));
+    } else if !summary.is_empty() {
+        summary.push("`promptloop rules list` shows every rule's evidence.".into());
+    }
+    if !summary.is_empty() {
+        out.push_str(&format!("\n_{}_\n", summary.join(" ")));
     }
     (out, ids)
 }
@@ -349,6 +475,83 @@ mod tests {
             .unwrap();
         assert_eq!(a.rule.category.as_deref(), Some("A"));
         assert_eq!(a.rule.rule, "Rule number 1 says something specific");
+    }
+
+    fn validation(id: &str, verdict: Verdict) -> Validation {
+        Validation {
+            seq: 1,
+            rule_id: id.into(),
+            at: String::new(),
+            verdict,
+            trials: 3,
+            with_passed: 3,
+            without_passed: 0,
+            broken: Vec::new(),
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn proven_rules_come_first_and_rules_without_evidence_age_out() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-06-01T00:00:00+00:00").unwrap();
+        let at = |days_ago: i64| (now - chrono::Duration::days(days_ago)).to_rfc3339();
+        let mut old_helpful = rule(1, None);
+        old_helpful.activated_at = Some(at(200));
+        let mut old_unproven = rule(2, None);
+        old_unproven.activated_at = Some(at(100));
+        let mut recent = rule(3, None);
+        recent.activated_at = Some(at(10));
+        let mut old_relearned = rule(4, None);
+        old_relearned.activated_at = Some(at(300));
+        old_relearned.times_learned = 2;
+        let mut old_imported = rule(5, None);
+        old_imported.activated_at = Some(at(300));
+        old_imported.provenance[0].failure_type = "import".into();
+        let ranked = vec![
+            old_unproven.clone(),
+            recent.clone(),
+            old_relearned.clone(),
+            old_helpful.clone(),
+            old_imported.clone(),
+        ];
+        let verdicts: BTreeMap<String, Validation> = [
+            (
+                "r-000001".to_string(),
+                validation("r-000001", Verdict::Helpful),
+            ),
+            (
+                "r-000003".to_string(),
+                validation("r-000003", Verdict::NoEffect),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let (kept, evidence) = select_by_evidence(ranked.clone(), &verdicts, Some(90), now);
+        let ids: Vec<&str> = kept.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["r-000001", "r-000003", "r-000004", "r-000005"]);
+        assert_eq!(evidence.aged_out, 1);
+        // Without an age limit every rule stays, the proven one still first.
+        let (all, none_aged) = select_by_evidence(ranked, &verdicts, None, now);
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[0].id, "r-000001");
+        assert_eq!(none_aged.aged_out, 0);
+        let r = render_with_evidence(&kept, Budget::default(), 0, 0, &evidence);
+        assert!(
+            r.body.contains(
+                "_1 of 4 rules here is proven helpful by reruns (`promptloop rules validate`). \
+                 1 rule without evidence for 90 days is left out (still in the store). \
+                 `promptloop rules list` shows every rule's evidence._"
+            ),
+            "{}",
+            r.body
+        );
+        // The proven rule comes first in its category, though it is not the oldest.
+        assert_eq!(r.shown[0], "r-000001");
+        // The summary line is promptloop's own, not text of the user's.
+        assert!(parse_body(&r.body).foreign.is_empty());
+        // No evidence at all: the section reads as before.
+        let plain = render_section(&kept, Budget::default(), 0, 0);
+        assert!(!plain.body.contains("proven"), "{}", plain.body);
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl SqliteStore {
     /// one that reads and then writes fails at once with "database is locked" when another
     /// process wrote in between, instead of waiting for the busy timeout; taken first, the
     /// lock also serialises the duplicate check with the insert across processes.
-    fn write_tx(&self) -> Result<Transaction<'_>, StoreError> {
+    pub(crate) fn write_tx(&self) -> Result<Transaction<'_>, StoreError> {
         Ok(Transaction::new_unchecked(
             &self.conn,
             TransactionBehavior::Immediate,
@@ -91,6 +91,11 @@ impl SqliteStore {
     /// Whether this open created the database.
     pub fn created(&self) -> bool {
         self.created
+    }
+
+    /// The connection, for the store's other tables (`store::evidence`).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// The dedup thresholds in use.
@@ -1079,6 +1084,12 @@ impl RuleStore for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn verdicts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, super::evidence::Validation>, StoreError> {
+        self.latest_validations()
     }
 
     fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
