@@ -134,6 +134,23 @@ CREATE TABLE events (
     PRIMARY KEY (run_id, seq)
 );
 "#,
+    // 2: reserved for the bench/validation tables, which another branch adds as its
+    // migration 2; on merge that migration takes this slot.
+    "-- reserved for migration 2 (bench/validation tables)\n",
+    // 3: feedback on rules (an agent or a person says a rule helped or misled, over MCP):
+    // one row per report, counted beside the rule's own evidence. Self-contained: it only
+    // adds its own table, so it can be renumbered.
+    r#"
+CREATE TABLE rule_feedback (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule_id TEXT NOT NULL,
+    helped  INTEGER NOT NULL,
+    note    TEXT,
+    source  TEXT NOT NULL,
+    at      TEXT NOT NULL
+);
+CREATE INDEX rule_feedback_rule ON rule_feedback(rule_id, seq);
+"#,
 ];
 
 /// The schema version this binary writes.
