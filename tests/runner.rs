@@ -14,6 +14,7 @@ mod failure_sources;
 mod git_safety;
 mod layering;
 mod logging;
+mod mcp;
 mod prototype;
 mod redaction;
 mod report_failure;

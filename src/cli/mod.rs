@@ -6,6 +6,8 @@ mod capture;
 mod history;
 mod hook;
 mod log;
+mod mcp;
+mod mcp_install;
 mod redact;
 mod render;
 mod report;
@@ -100,6 +102,9 @@ enum Command {
     Rules(rules::RulesCommand),
     /// Runs, attempts and outcomes recorded in the project's store.
     History(history::HistoryArgs),
+    /// Serve the rule store and the teacher over MCP (stdio) to an agent session; `mcp
+    /// install` registers it with Claude Code, Codex CLI or Gemini CLI.
+    Mcp(mcp::McpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +195,7 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
         Command::Rules(command) => rules::main(command),
         Command::History(args) => history::main(args),
+        Command::Mcp(args) => mcp::main(args),
     }
 }
 
@@ -205,6 +211,7 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "config",
         "rules",
         "history",
+        "mcp",
         "help",
         "-h",
         "--help",
