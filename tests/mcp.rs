@@ -790,3 +790,40 @@ fn several_servers_share_one_store_without_losing_a_report_or_a_feedback() {
         .expect("integrity check");
     assert_eq!(integrity, "ok");
 }
+
+#[test]
+fn reading_creates_no_record_and_a_report_outside_a_project_is_refused() {
+    // A server the agent CLI starts in every folder (user scope) leaves no trace where
+    // nothing is reported.
+    let project = Project::new();
+    let config = offline_config(&project);
+    let mut c = Client::start(&project, &["--config", &config], &[]);
+    let found = c.ok("search_rules", json!({"query": "anything"}));
+    assert_eq!(found["searched"], 0);
+    assert_eq!(c.ok("list_rules", json!({}))["count"], 0);
+    let read = c.request(
+        "resources/read",
+        json!({"uri": "promptloop://rules/active"}),
+    );
+    assert!(
+        read["result"]["contents"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("# Learned rules (0 active)"))
+    );
+    let (code, _, stderr) = c.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!project.path.join(".promptloop").exists());
+    assert!(!project.read(".git/info/exclude").contains(".promptloop"));
+
+    let plain = tempfile::tempdir().expect("temp dir");
+    let mut c = Client::start_in(
+        plain.path(),
+        project.home.path(),
+        &["--config", &config],
+        &[],
+    );
+    let refused = c.err("report_failure", report("Wrote a second HTTP client"));
+    assert!(refused.contains("is not a project"), "{refused}");
+    drop(c);
+    assert!(!plain.path().join(".promptloop").exists());
+}

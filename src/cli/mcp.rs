@@ -130,6 +130,8 @@ pub(super) fn main(args: McpArgs) -> std::process::ExitCode {
 struct Ctx {
     /// The project's root (its git work tree, or the directory given).
     root: PathBuf,
+    /// The root is a git work tree (reports outside one need `rules.file`).
+    is_project: bool,
     /// The settings, flags applied.
     loaded: Loaded,
     /// Where learned rules go.
@@ -161,14 +163,16 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
             f.message
         );
     }
-    if let Some(repo) = &repo {
-        repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME))
-            .map_err(|e| Failure::usage(e.to_string()))?;
+    // A store that is there must open (a newer schema is refused here, not per call); one
+    // that is not is created by the first report, so a server started in every project
+    // (user scope) leaves no `.promptloop/` where nothing was reported.
+    if project_has_store(&root) {
+        crate::store::open_project(&root).map_err(|e| Failure::usage(e.to_string()))?;
     }
-    Record::open(&root).map_err(|e| Failure::usage(e.to_string()))?;
     let agent = super::agents::make_agent(&loaded.settings);
     let rules = super::agents::rules_targets(&loaded.settings, &root, agent.as_ref());
     let ctx = Arc::new(Ctx {
+        is_project: repo.is_some(),
         root,
         loaded,
         rules,
@@ -364,10 +368,18 @@ async fn blocking(
     }
 }
 
-/// The project's store, and the user's store of global rules when there is one.
+/// Whether the project has a record (`.promptloop/`) yet.
+fn project_has_store(root: &Path) -> bool {
+    root.join(crate::store::DIR_NAME).exists()
+}
+
+/// The project's store (when it has one: reading creates none), and the user's store of
+/// global rules when there is one.
 fn open_stores(root: &Path) -> Result<Vec<SqliteStore>, String> {
-    let project = crate::store::open_project(root).map_err(|e| e.to_string())?;
-    let mut stores = vec![project];
+    let mut stores = Vec::new();
+    if project_has_store(root) {
+        stores.push(crate::store::open_project(root).map_err(|e| e.to_string())?);
+    }
     if let Some(user) = crate::store::user_db_path(&crate::settings::process_env)
         && user.exists()
         && user != crate::store::project_db_path(root)
@@ -468,6 +480,13 @@ impl Server {
         &self,
         Parameters(args): Parameters<ReportArgs>,
     ) -> Result<CallToolResult, McpError> {
+        if !self.ctx.is_project && self.ctx.loaded.settings.rules.file.is_none() {
+            return Ok(tool_error(format!(
+                "{} is not a project (no git work tree), so there is no instruction file to \
+                 learn into; start the server in the project (--project-dir) or set rules.file",
+                self.ctx.root.display()
+            )));
+        }
         let description = args.description.trim().to_string();
         if description.is_empty() {
             return Ok(tool_error(
@@ -757,6 +776,11 @@ fn learn_one(
     let teaching = Teaching::new(&ctx.loaded).map_err(|f| f.message)?;
     // A teacher that cannot work keeps the report pending, with the reason.
     let teacher = teachers::make_teacher(&ctx.loaded.settings).unwrap_or_else(|f| Err(f.message));
+    // Like `run`, the record is kept out of git.
+    if let Ok(repo) = Repo::open(&ctx.root) {
+        repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME))
+            .map_err(|e| e.to_string())?;
+    }
     let record = Record::open(&ctx.root).map_err(|e| e.to_string())?;
     let learner = teaching.learner(teacher.as_deref().map_err(Clone::clone), ctx.rules.clone());
     let mut learned: Option<(String, String, Option<String>, Vec<String>)> = None;

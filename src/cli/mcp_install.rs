@@ -359,11 +359,10 @@ pub(super) fn install(args: InstallArgs) -> Result<u8, Failure> {
 fn next_step(agent: AgentCli, scope: InstallScope) -> &'static str {
     match (agent, scope) {
         (AgentCli::Claude, InstallScope::Project) => {
-            "Claude Code asks once to approve a project's .mcp.json servers (`claude mcp list` \
-             shows it as pending until then); headless (`claude -p`), pass \
-             `--mcp-config .mcp.json` or set enableAllProjectMcpServers in \
-             .claude/settings.local.json, and allow the tools with \
-             `--allowedTools mcp__promptloop`."
+            "An interactive Claude Code asks once to approve a project's .mcp.json servers \
+             (`claude mcp list` shows it as pending until then); `claude -p` starts them \
+             without asking. Allow its tools with `--allowedTools mcp__promptloop` (or \
+             /permissions)."
         }
         (AgentCli::Claude, InstallScope::User) => {
             "Claude Code starts it in every project; allow its tools with \
@@ -371,8 +370,9 @@ fn next_step(agent: AgentCli, scope: InstallScope) -> &'static str {
         }
         (AgentCli::Codex, _) => "Codex CLI starts it in every session (`codex mcp list`).",
         (AgentCli::Gemini, _) => {
-            "Gemini CLI starts it in every session (`gemini mcp list`); it asks before each \
-             tool call unless the entry has \"trust\": true."
+            "Gemini CLI starts it in trusted folders (`gemini mcp list`; `--skip-trust` for \
+             one headless run); it asks before each tool call unless the entry has \
+             \"trust\": true."
         }
     }
 }
