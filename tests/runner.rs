@@ -15,6 +15,8 @@ mod failure_sources;
 mod git_safety;
 mod layering;
 mod logging;
+mod mcp;
+mod mcp_install;
 mod prototype;
 mod redaction;
 mod report_failure;

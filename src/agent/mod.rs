@@ -5,6 +5,7 @@ pub mod claude;
 pub mod codex;
 pub mod command;
 pub mod gemini;
+pub mod mcp_config;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

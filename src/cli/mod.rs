@@ -7,6 +7,8 @@ mod capture;
 mod history;
 mod hook;
 mod log;
+mod mcp;
+mod mcp_install;
 mod redact;
 mod render;
 mod report;
@@ -110,6 +112,9 @@ enum Command {
     /// helped) and per day (first-attempt pass rate, attempts to green, failures,
     /// recurrences); --plot DIR writes SVG charts.
     Stats(stats::StatsArgs),
+    /// Serve the rule store and the teacher over MCP (stdio) to an agent session; `mcp
+    /// install` registers it with Claude Code, Codex CLI or Gemini CLI.
+    Mcp(mcp::McpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +211,7 @@ pub fn main() -> ExitCode {
         Command::History(args) => history::main(args),
         Command::Bench(args) => bench::bench(args),
         Command::Stats(args) => stats::main(args),
+        Command::Mcp(args) => mcp::main(args),
     }
 }
 
@@ -223,6 +229,7 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "history",
         "bench",
         "stats",
+        "mcp",
         "help",
         "-h",
         "--help",

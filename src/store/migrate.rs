@@ -170,6 +170,20 @@ CREATE TABLE rule_validations (
 );
 CREATE INDEX rule_validations_rule ON rule_validations(rule_id, seq);
 "#,
+    // 3: feedback on rules (an agent or a person says a rule helped or misled, over MCP):
+    // one row per report, counted beside the rule's own evidence. Self-contained: it only
+    // adds its own table, so it can be renumbered.
+    r#"
+CREATE TABLE rule_feedback (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule_id TEXT NOT NULL,
+    helped  INTEGER NOT NULL,
+    note    TEXT,
+    source  TEXT NOT NULL,
+    at      TEXT NOT NULL
+);
+CREATE INDEX rule_feedback_rule ON rule_feedback(rule_id, seq);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -18,6 +18,7 @@ mod failure;
 mod legacy;
 mod migrate;
 pub mod render;
+pub mod search;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};

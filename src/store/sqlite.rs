@@ -18,6 +18,8 @@ use super::{
 };
 use crate::rules::format::{Rule, one_line};
 
+pub mod feedback;
+
 /// A SQLite-backed store.
 pub struct SqliteStore {
     conn: Connection,
