@@ -97,7 +97,7 @@ pub struct Redactor {
 }
 
 /// Names whose literal value is a secret.
-const SECRET_NAME: &str = r"(?:passwor[dt]|passwd|pwd|passphrase|passcode|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|client[_-]?secret|auth[_-]?key|credentials?|bearer|signing[_-]?key|encryption[_-]?key|master[_-]?key|account[_-]?key|sas[_-]?key|session[_-]?key|dsn)";
+const SECRET_NAME: &str = r"(?:passwor[dt]|passwd|pwd|passphrase|passcode|pass|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|client[_-]?secret|auth[_-]?key|credentials?|bearer|signing[_-]?key|encryption[_-]?key|master[_-]?key|account[_-]?key|sas[_-]?key|session[_-]?key|dsn)";
 
 /// Names whose value is a secret only when it looks random.
 const MAYBE_SECRET_NAME: &str = r"(?:key|auth|cookie|session|sig|signature|salt|seed|license|hmac)";
@@ -238,11 +238,24 @@ const BUILTIN: &[(&str, &str, Option<&str>, Check)] = &[
         Some("secret"),
         Check::Value,
     ),
-    // Command-line secrets: `--password X`, `--token=X`, `-p X` after `-u USER`,
-    // `curl -u user:pass`, `aws configure set aws_secret_access_key X`.
+    // Command-line secrets: `--password X`, `--db-password=X`, `--token=X`, `-p X` after
+    // `-u USER`, `mysql -pX`, `sshpass -p X`, `redis-cli -a X`, `curl -u user:pass`,
+    // `aws configure set aws_secret_access_key X`.
     (
         "command-line-secret",
-        r"(?i)(?:^|\s)--?(?:password|passwd|pass|token|api-key|apikey|secret|client-secret|app-token|auth-token|access-token)(?:=|\s+)(?P<secret>[^\s'\x22]+)",
+        r"(?i)(?:^|\s)(?P<flag>--?(?:[a-z0-9]+-)*(?:password|passwd|pass|token|api-?key|apikey|secret|(?:secret|access|private|auth|signing|encryption|master)-key))(?:=|\s+)(?P<secret>[^\s'\x22]+)",
+        Some("secret"),
+        Check::Value,
+    ),
+    (
+        "command-line-secret",
+        r"\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump)\b[^\n|;&]*?[ \t]-p(?P<secret>[^\s'\x22-][^\s'\x22]*)",
+        Some("secret"),
+        Check::Value,
+    ),
+    (
+        "command-line-secret",
+        r"\b(?:sshpass[ \t]+-p|redis-cli\b[^\n|;&]*?[ \t]-a)[ \t]*['\x22]?(?P<secret>[^\s'\x22]+)",
         Some("secret"),
         Check::Value,
     ),
@@ -305,7 +318,17 @@ impl Redactor {
             (
                 "env-secret",
                 format!(
-                    r#"(?m)^[+-]?[ \t]*(?:-[ \t]+|export[ \t]+|ENV[ \t]+|ARG[ \t]+|set[ \t]+)?["']?(?P<name>[A-Z_][A-Z0-9_]*{upper}[A-Z0-9_]*|[A-Z][A-Z0-9_]*_KEY)=(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"'#]*))"#,
+                    r#"(?m)^[+-]?[ \t]*(?:-[ \t]+|export[ \t]+|ENV[ \t]+|ARG[ \t]+|set[ \t]+)?["']?(?P<name>(?:[A-Z_][A-Z0-9_]*)?{upper}[A-Z0-9_]*|[A-Z][A-Z0-9_]*_KEY)=(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"'#]*))"#,
+                    upper = SECRET_NAME.to_uppercase()
+                ),
+                Check::Value,
+            ),
+            // An assignment in front of a command, or inside a line: `PGPASSWORD=x psql`,
+            // `docker run -e POSTGRES_PASSWORD=x`, `cd app && API_TOKEN=x make deploy`.
+            (
+                "env-secret",
+                format!(
+                    r#"(?:^|[ \t;&|"'])(?P<name>(?:[A-Z][A-Z0-9_]*)?{upper}[A-Z0-9_]*)=(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<bare>[^\s"'#;&|)]+))"#,
                     upper = SECRET_NAME.to_uppercase()
                 ),
                 Check::Value,
@@ -448,7 +471,23 @@ fn replace(rule: &Rule, c: &Captures, hay: &str) -> Option<String> {
             name.start(),
             hay,
             rule.check == Check::Random,
+            rule.kind == "env-secret",
         )
+    {
+        return None;
+    }
+    // `--no-password x` is a switch followed by an argument.
+    if let Some(flag) = c.name("flag")
+        && flag.as_str().trim_start_matches('-').starts_with("no-")
+    {
+        return None;
+    }
+    // `connect(host, PASSWORD=pw)`: a keyword argument in code, not an environment.
+    if rule.kind == "env-secret"
+        && let Some(name) = c.name("name")
+        && hay[..name.start()]
+            .trim_end_matches([' ', '\t'])
+            .ends_with([',', '('])
     {
         return None;
     }
@@ -506,7 +545,7 @@ fn replace(rule: &Rule, c: &Captures, hay: &str) -> Option<String> {
 /// Whether a name really names a secret: its last part (`config.password`, not
 /// `Token.PromptNum`) has a secret word, and it is not one step of a path
 /// (`AWS::IAM::AccessKey`, `secretsmanager:GetSecretValue`).
-fn name_says_secret(name: &str, start: usize, hay: &str, maybe: bool) -> bool {
+fn name_says_secret(name: &str, start: usize, hay: &str, maybe: bool, env: bool) -> bool {
     static WORDS: OnceLock<(Option<Regex>, Option<Regex>)> = OnceLock::new();
     let (secret, maybe_secret) = WORDS.get_or_init(|| {
         (
@@ -520,16 +559,93 @@ fn name_says_secret(name: &str, start: usize, hay: &str, maybe: bool) -> bool {
     if word.as_ref().is_some_and(|w| !w.is_match(last)) {
         return false;
     }
+    // `pass` says password only as the name's last word (`DB_PASS`, `smtpPass`), not in
+    // `bypass`, `passes`, `PASS_THROUGH` or `compass`.
+    if !maybe
+        && let Some(w) = secret
+        && w.find_iter(last)
+            .all(|m| m.as_str().eq_ignore_ascii_case("pass"))
+        && name_words(last).last().map(String::as_str) != Some("pass")
+    {
+        return false;
+    }
     let before = hay[..start].chars().next_back();
     let after = &hay[start + name.len()..];
     // Inside a string the name must close it before the separator (`"token": …`), or it
-    // is text (`"secretsmanager:ResourceTag/…"`).
+    // is text (`"secretsmanager:ResourceTag/…"`); an environment assignment may fill the
+    // whole string (`-e "POSTGRES_PASSWORD=x"`).
     if let Some(q @ ('"' | '\'')) = before
+        && !env
         && !after.starts_with(q)
     {
         return false;
     }
     !(matches!(before, Some(':' | '/')) || after.trim_start_matches(['"', '\'']).starts_with("::"))
+}
+
+/// The words of a name, lowercased, trailing digits dropped: `DB_PASS` → `db pass`,
+/// `clientSecret2` → `client secret`, `x-api-key` → `x api key`.
+fn name_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        let split = !c.is_ascii_alphanumeric() || (c.is_ascii_uppercase() && prev_lower);
+        if split && !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        if c.is_ascii_alphanumeric() {
+            current.push(c.to_ascii_lowercase());
+        }
+    }
+    words.push(current);
+    words
+        .into_iter()
+        .map(|w| w.trim_end_matches(|c: char| c.is_ascii_digit()).to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// A name that says outright what its value is: its last word is a password, a secret, a
+/// token or a kind of key (`DB_PASS`, `passwd`, `client_secret`, `GITHUB_TOKEN`, `apiKey`,
+/// `SECRET_KEY`). A literal assigned to it is a secret whatever its length or entropy.
+fn names_a_secret(name: &str) -> bool {
+    let bare = name.trim_matches(|c| c == '"' || c == '\'');
+    let last = bare.rsplit('.').next().unwrap_or(bare);
+    let words = name_words(last);
+    match words.as_slice() {
+        [.., w]
+            if matches!(
+                w.as_str(),
+                "password"
+                    | "passwd"
+                    | "pass"
+                    | "pwd"
+                    | "passphrase"
+                    | "passcode"
+                    | "secret"
+                    | "token"
+                    | "apikey"
+            ) =>
+        {
+            true
+        }
+        [.., kind, w] if w == "key" => matches!(
+            kind.as_str(),
+            "api"
+                | "secret"
+                | "private"
+                | "access"
+                | "auth"
+                | "signing"
+                | "encryption"
+                | "master"
+                | "account"
+                | "client"
+        ),
+        _ => false,
+    }
 }
 
 /// Names that hold something about a secret rather than the secret: `TOKEN_URL`,
@@ -674,10 +790,16 @@ fn looks_secret(value: &str, quoted: bool, kind: &str, equals: bool, name_hint: 
     if !quoted && code_like {
         return false;
     }
+    // `DB_PASS`, `client_secret`, `GITHUB_TOKEN`: the name says what the value is.
+    let named = names_a_secret(name_hint);
     // YAML values are literals: any non-placeholder value is the secret (a short number is
     // a count, `max_tokens: 1024`). `key = value` in INI looks like code, so it is judged
     // like code below.
     if kind == "config-secret" && !equals && !quoted {
+        if named {
+            // `db_pass: x7kQ2pz`, `token: abc`, `password: 1234`.
+            return named_value_is_secret(value, name_hint);
+        }
         let short_number = value.len() < 16 && value.chars().all(|c| c.is_ascii_digit());
         // `pseudo_token: Pattern`: a type; for a password it could be the value.
         let capitalised = value.len() > 1
@@ -685,6 +807,10 @@ fn looks_secret(value: &str, quoted: bool, kind: &str, equals: bool, name_hint: 
             && value.chars().skip(1).all(|c| c.is_ascii_lowercase());
         let type_name = !password_like(name_hint) && (plain_words(value) || capitalised);
         return !(looks_like_type(value) || short_number || camel_case(value) || type_name);
+    }
+    if quoted && named {
+        // `DB_PASS = "x7!kQ2pz"`, `"token": "abc"`.
+        return named_value_is_secret(value, name_hint);
     }
     if quoted {
         // Short quoted words are labels and test data (`"tok"`, `"pw"`), not keys; words
@@ -711,6 +837,39 @@ fn looks_secret(value: &str, quoted: bool, kind: &str, equals: bool, name_hint: 
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
     let has_digit = value.chars().any(|c| c.is_ascii_digit());
     !identifier || (has_digit && value.len() >= 8) || value.len() >= 24
+}
+
+/// Whether a literal under a name that says secret ([`names_a_secret`]) is the secret: it
+/// is, whatever its length or entropy, unless it is plainly something else.
+fn named_value_is_secret(value: &str, name: &str) -> bool {
+    // Text, not a credential: punctuation (`token = "'"` in a tokenizer), words with an
+    // escaped line break (`'pass': 'The "pass" statement\n'`; an answer to a prompt,
+    // `'secret\n'`, still goes), a colour, a type (`token: str`).
+    if !value.chars().any(|c| c.is_ascii_alphanumeric())
+        || (value.contains("\\n") && value.contains(' '))
+        || color(value)
+        || looks_like_type(value)
+    {
+        return false;
+    }
+    if password_like(name) {
+        // Passwords may be words or phrases; a field's label is not one (`"new_password"`).
+        return !(word_label(value) && value.to_ascii_lowercase().contains("pass"));
+    }
+    // Tokens and keys are never one character (`_token = 'e'`), a small number (a page
+    // token `"100"`), a type (`pseudo_token: Pattern`), a label (`next_token`,
+    // `NextToken`, `"input_token": "marker"`) or a phrase (a message).
+    let small_number = value.len() < 6 && value.chars().all(|c| c.is_ascii_digit());
+    let capitalised = value.len() > 1
+        && value.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && value.chars().skip(1).all(|c| c.is_ascii_lowercase());
+    let word = plain_words(value) && value.len() >= 5;
+    !(value.chars().count() == 1
+        || small_number
+        || capitalised
+        || word
+        || word_label(value)
+        || value.contains(' '))
 }
 
 /// An identifier made of words: `next_token`, `credential_duration_seconds`,
@@ -741,6 +900,12 @@ fn identifier_words(value: &str) -> bool {
             })
     };
     kebab || snake(false) || snake(true) || camel_case(value)
+}
+
+/// A label made of words, without digits (`next_token`, `NextToken`, `AWS_SECRET_KEY`):
+/// the name of a field, not a value (`x7kQ2pz` and `x7_kq` are values).
+fn word_label(value: &str) -> bool {
+    identifier_words(value) && !value.chars().any(|c| c.is_ascii_digit())
 }
 
 /// `NextToken`, `secretClient`, `PKCS7PrivateKeyTypes`: runs of capitalised words.
@@ -1023,8 +1188,8 @@ mod tests {
         for (kind, re, _, _) in BUILTIN {
             assert!(Regex::new(re).is_ok(), "{kind}: {re}");
         }
-        // 6 generated rules follow the fixed ones.
-        assert_eq!(Redactor::get().rules.len(), BUILTIN.len() + 6);
+        // 7 generated rules follow the fixed ones.
+        assert_eq!(Redactor::get().rules.len(), BUILTIN.len() + 7);
     }
 
     #[test]

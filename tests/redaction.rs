@@ -242,3 +242,119 @@ fn redaction_false_positives() {
     );
     assert_eq!(ours.hits(), 0, "{:?}\n{:#?}", ours.by_kind, ours.examples);
 }
+
+/// Issue 11: a short secret assigned to a name that says what it is (`DB_PASS = "x7!kQ2pz"`)
+/// is removed whatever its length or entropy, in code, .env, YAML, JSON and command lines;
+/// the name, the separator and the quotes stay.
+#[test]
+fn short_secrets_under_names_that_say_secret_are_removed() {
+    let cases = [
+        (
+            r#"DB_PASS = "x7!kQ2pz""#,
+            r#"DB_PASS = "[REDACTED config-secret]""#,
+        ),
+        (
+            r#"    password: "abc12","#,
+            r#"    password: "[REDACTED secret-assignment]","#,
+        ),
+        (
+            r#"{"secret": "s3c", "token": "abc"}"#,
+            r#"{"secret": "[REDACTED secret-assignment]", "token": "[REDACTED secret-assignment]"}"#,
+        ),
+        ("api_key = 'k9'", "api_key = '[REDACTED config-secret]'"),
+        (
+            "conn = connect(user='app', passwd='geheim')",
+            "conn = connect(user='app', passwd='[REDACTED secret-assignment]')",
+        ),
+        (
+            "const c = { clientSecret: \"aB3\" };",
+            "const c = { clientSecret: \"[REDACTED secret-assignment]\" };",
+        ),
+        ("DB_PASS=x7!kQ2pz", "DB_PASS=[REDACTED env-secret]"),
+        ("GITHUB_TOKEN=ab12", "GITHUB_TOKEN=[REDACTED env-secret]"),
+        ("TOKEN=abc", "TOKEN=[REDACTED env-secret]"),
+        ("  db_pass: x7kQ2pz", "  db_pass: [REDACTED config-secret]"),
+        ("  password: 1234", "  password: [REDACTED config-secret]"),
+        ("  smtpPass: hunter", "  smtpPass: [REDACTED config-secret]"),
+        (
+            "mysql --password=x7kq -h db",
+            "mysql --password=[REDACTED command-line-secret] -h db",
+        ),
+        (
+            "tool --db-password Zq4w run",
+            "tool --db-password [REDACTED command-line-secret] run",
+        ),
+        (
+            "PGPASSWORD=x7kq psql -h db",
+            "PGPASSWORD=[REDACTED env-secret] psql -h db",
+        ),
+        (
+            "$ sudo PGPASSWORD=x7kq pg_dump app",
+            "$ sudo PGPASSWORD=[REDACTED env-secret] pg_dump app",
+        ),
+        (
+            "docker run -e \"POSTGRES_PASSWORD=pw1\" pg",
+            "docker run -e \"POSTGRES_PASSWORD=[REDACTED env-secret]\" pg",
+        ),
+        (
+            "mysql -uroot -px7kq app",
+            "mysql -uroot -p[REDACTED command-line-secret] app",
+        ),
+        (
+            "mysqldump -px7kq app",
+            "mysqldump -p[REDACTED command-line-secret] app",
+        ),
+        (
+            "sshpass -p 'x7kq' ssh host",
+            "sshpass -p '[REDACTED command-line-secret]' ssh host",
+        ),
+        (
+            "redis-cli -h cache -a x7kq ping",
+            "redis-cli -h cache -a [REDACTED command-line-secret] ping",
+        ),
+    ];
+    let redactor = Redactor::get();
+    for (input, expected) in cases {
+        let out = redactor.redact(input);
+        assert_eq!(out.text, expected, "{input}");
+        assert!(out.count() >= 1, "{input}");
+    }
+}
+
+/// The other side of the same change: values that are code (identifiers, calls,
+/// expressions), labels, placeholders, and names that only contain a secret word
+/// (`bypass`, `compass`, `PASS_THROUGH`) stay as they are.
+#[test]
+fn code_and_look_alike_names_stay() {
+    let kept = [
+        "key = self._key(name)",
+        "token = next(tokens)",
+        "password = getpass()",
+        "def set_password(self, password):",
+        "    self.password = password",
+        "token = \"'\", token[0][1:-1]",
+        "_token = 'e'",
+        "next_token = \"100\"",
+        "\"input_token\": \"marker\",",
+        "\"input_token\": \"next_token\",",
+        "PASSWORD_FIELD = \"password\"",
+        "pseudo_token: Pattern",
+        "token: str",
+        "bypass = \"x7kq\"",
+        "compass: x7kq",
+        "PASS_THROUGH=1",
+        "BYPASS_CACHE=1",
+        "connect(host, PASSWORD=pw)",
+        "mysql -p app",
+        "tool --no-password x7kq",
+        "DB_PASSWORD=${DB_PASSWORD} ./run.sh",
+        "'pass': 'The \"pass\" statement\\n'",
+        "pwd = \"pw\"",
+        "cache_key = \"user_profile_v2\"",
+    ];
+    let redactor = Redactor::get();
+    for line in kept {
+        let out = redactor.redact(line);
+        assert_eq!(out.text, line, "{line}: {:?}", out.removed);
+    }
+}
