@@ -99,6 +99,37 @@ pub struct FailureContext {
 }
 
 impl FailureContext {
+    /// A failure reported by hand (`report-failure`, the MCP tool): its type, what went
+    /// wrong and what should have happened, with the task it belonged to.
+    pub fn manual(
+        id: String,
+        failure_type: &str,
+        task: String,
+        project_dir: &std::path::Path,
+        description: String,
+        context: Option<String>,
+    ) -> FailureContext {
+        FailureContext {
+            id,
+            failure_type: failure_type.to_string(),
+            source: "manual".to_string(),
+            task,
+            project_dir: project_dir.display().to_string(),
+            run_id: None,
+            attempt: None,
+            captured_at: chrono::Local::now().to_rfc3339(),
+            test_command: None,
+            tests: Vec::new(),
+            failing_ids: Vec::new(),
+            test_summary: String::new(),
+            diff: String::new(),
+            agent_status: None,
+            agent_message: None,
+            description: Some(description),
+            context,
+        }
+    }
+
     /// The payload for the teacher, within `budget` characters, private files left out.
     pub fn render(&self, budget: usize, private_files: &[String]) -> String {
         let mut out = String::new();

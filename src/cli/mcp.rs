@@ -494,28 +494,16 @@ impl Server {
             ));
         }
         let kind = args.failure_type.as_str();
-        let failure = FailureContext {
-            id: format!("{}-{kind}", record::new_id()),
-            failure_type: kind.to_string(),
-            source: "manual".to_string(),
-            task: args
-                .task
+        let failure = FailureContext::manual(
+            format!("{}-{kind}", record::new_id()),
+            kind,
+            args.task
                 .filter(|t| !t.trim().is_empty())
                 .unwrap_or_else(|| "(not stated)".to_string()),
-            project_dir: self.ctx.root.display().to_string(),
-            run_id: None,
-            attempt: None,
-            captured_at: chrono::Local::now().to_rfc3339(),
-            test_command: None,
-            tests: Vec::new(),
-            failing_ids: Vec::new(),
-            test_summary: String::new(),
-            diff: String::new(),
-            agent_status: None,
-            agent_message: None,
-            description: Some(description),
-            context: args.context.filter(|c| !c.trim().is_empty()),
-        };
+            &self.ctx.root,
+            description,
+            args.context.filter(|c| !c.trim().is_empty()),
+        );
         let failure_id = failure.id.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let ctx = Arc::clone(&self.ctx);

@@ -246,25 +246,14 @@ fn report_inner(args: ReportArgs, json: bool) -> Result<u8, Failure> {
     let teacher: MaybeTeacher = teachers::make_teacher(settings)?;
 
     let id = record::new_id();
-    let failure = FailureContext {
-        id: format!("{id}-{kind}"),
-        failure_type: kind.to_string(),
-        source: "manual".to_string(),
+    let failure = FailureContext::manual(
+        format!("{id}-{kind}"),
+        kind,
         task,
-        project_dir: project_dir.display().to_string(),
-        run_id: None,
-        attempt: None,
-        captured_at: chrono::Local::now().to_rfc3339(),
-        test_command: None,
-        tests: Vec::new(),
-        failing_ids: Vec::new(),
-        test_summary: String::new(),
-        diff: String::new(),
-        agent_status: None,
-        agent_message: None,
-        description: Some(description),
+        &project_dir,
+        description,
         context,
-    };
+    );
     let learner = teaching.learner(teacher.as_deref().map_err(Clone::clone), rules);
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
