@@ -254,31 +254,12 @@ impl<'a> Curator<'a> {
                 // No rules and no section: nothing to create.
                 return Ok(report);
             }
-            // Text in the section that is not a rule promptloop can read (a note, a rule
-            // without When/Why written by hand) is the user's: it stays, verbatim, above the
-            // rendered rules, and counts against the budget like the text outside.
-            let foreign = snap
-                .body
-                .as_deref()
-                .map(|b| render::parse_body(b).foreign)
-                .unwrap_or_default();
-            let foreign_chars: usize = foreign.iter().map(|l| l.chars().count() + 1).sum();
             let RenderedSection {
                 body,
                 shown,
                 hidden,
                 over_budget,
-            } = render::render_section(
-                &ranked,
-                target.budget,
-                snap.outside_lines + foreign.len(),
-                snap.outside_chars + foreign_chars,
-            );
-            let body = if foreign.is_empty() {
-                body
-            } else {
-                format!("\n{}\n{body}", foreign.join("\n"))
-            };
+            } = plan_section(target, &snap, &ranked);
             report.shown = shown.clone();
             report.hidden = hidden;
             report.over_budget = over_budget;
@@ -312,6 +293,21 @@ impl<'a> Curator<'a> {
             path: target.path.clone(),
             source: std::io::Error::other("the file kept changing while it was being rendered"),
         }))
+    }
+
+    /// The section `target` would get if `ranked` (most valuable first) were its active
+    /// rules, as [`Curator::sync`] would render it, without writing anything: what a page
+    /// shows before a rule is approved or edited. `None` when the file would get no section.
+    pub fn preview(
+        &self,
+        target: &Target,
+        ranked: &[crate::store::StoredRule],
+    ) -> Result<Option<RenderedSection>, CurateError> {
+        let snap = file::read_section(&target.path)?;
+        if ranked.is_empty() && snap.body.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(plan_section(target, &snap, ranked)))
     }
 
     /// Folds a section body that promptloop did not write into the store, and logs it.
@@ -515,6 +511,33 @@ impl<'a> Curator<'a> {
         }
         Ok((FileChange { seq, ..entry }, others))
     }
+}
+
+/// The body of `target`'s section rendered from `ranked` within its budget. Text in the
+/// section that is not a rule promptloop can read (a note, a rule without When/Why written by
+/// hand) is the user's: it stays, verbatim, above the rendered rules, and counts against the
+/// budget like the text outside.
+fn plan_section(
+    target: &Target,
+    snap: &file::SectionSnapshot,
+    ranked: &[crate::store::StoredRule],
+) -> RenderedSection {
+    let foreign = snap
+        .body
+        .as_deref()
+        .map(|b| render::parse_body(b).foreign)
+        .unwrap_or_default();
+    let foreign_chars: usize = foreign.iter().map(|l| l.chars().count() + 1).sum();
+    let mut section = render::render_section(
+        ranked,
+        target.budget,
+        snap.outside_lines + foreign.len(),
+        snap.outside_chars + foreign_chars,
+    );
+    if !foreign.is_empty() {
+        section.body = format!("\n{}\n{}", foreign.join("\n"), section.body);
+    }
+    section
 }
 
 /// How the loop keeps what it learns (from `rules:` in the settings).
