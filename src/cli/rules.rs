@@ -206,15 +206,9 @@ pub fn main(command: RulesCommand) -> ExitCode {
     finish(match command {
         RulesCommand::List(a) => list(a),
         RulesCommand::Show(a) => show(a),
-        RulesCommand::Approve(a) => status(a.store, &a.id, Status::Active, None, "approved"),
-        RulesCommand::Reject(a) => {
-            let note = format!("rejected: {}", a.reason.as_deref().unwrap_or("by review"));
-            status(a.store, &a.id, Status::Retired, Some(note), "rejected")
-        }
-        RulesCommand::Retire(a) => {
-            let note = format!("retired: {}", a.reason.as_deref().unwrap_or("by hand"));
-            status(a.store, &a.id, Status::Retired, Some(note), "retired")
-        }
+        RulesCommand::Approve(a) => status(a.store, &a.id, Decision::Approve),
+        RulesCommand::Reject(a) => status(a.store, &a.id, Decision::Reject(a.reason)),
+        RulesCommand::Retire(a) => status(a.store, &a.id, Decision::Retire(a.reason)),
         RulesCommand::Edit(a) => edit(a),
         RulesCommand::Export(a) => export(a),
         RulesCommand::Import(a) => import(a),
@@ -285,7 +279,7 @@ impl Opened {
     }
 }
 
-fn store_failure(e: StoreError) -> Failure {
+pub(super) fn store_failure(e: StoreError) -> Failure {
     let code = match e {
         StoreError::NotFound(_) | StoreError::Ambiguous(..) | StoreError::Invalid(_) => {
             super::EXIT_USAGE
@@ -298,7 +292,7 @@ fn store_failure(e: StoreError) -> Failure {
     }
 }
 
-fn curate_failure(e: CurateError) -> Failure {
+pub(super) fn curate_failure(e: CurateError) -> Failure {
     match e {
         CurateError::Store(e) => store_failure(e),
         other => Failure {
@@ -468,27 +462,63 @@ fn report_files(files: &[SyncReport]) {
     }
 }
 
-fn status(
-    store_args: StoreArgs,
+/// A person's decision about a rule: from `rules approve|reject|retire` or the page.
+pub(super) enum Decision {
+    /// Make it active.
+    Approve,
+    /// Retire a proposed rule, with why.
+    Reject(Option<String>),
+    /// Retire a rule, with why.
+    Retire(Option<String>),
+}
+
+impl Decision {
+    /// The past tense, for messages and the file log.
+    pub(super) fn verb(&self) -> &'static str {
+        match self {
+            Decision::Approve => "approved",
+            Decision::Reject(_) => "rejected",
+            Decision::Retire(_) => "retired",
+        }
+    }
+}
+
+/// Applies `decision` to the rule `id` and renders every file that shows it (its own
+/// targets too, even if nothing rendered them yet). Returns the rule as it was, the change
+/// and what each file did.
+pub(super) fn decide(
+    curator: &Curator<'_>,
     id: &str,
-    to: Status,
-    note: Option<String>,
-    verb: &str,
-) -> Result<u8, Failure> {
-    let opened = Opened::open(&store_args)?;
-    let curator = opened.curator();
-    let before = opened.store.get(id).map_err(store_failure)?;
-    if verb == "rejected" && before.status != Status::Proposed {
+    decision: &Decision,
+) -> Result<(StoredRule, crate::store::StoreChange, Vec<SyncReport>), Failure> {
+    let verb = decision.verb();
+    let (to, note) = match decision {
+        Decision::Approve => (Status::Active, None),
+        Decision::Reject(reason) => (
+            Status::Retired,
+            Some(format!(
+                "rejected: {}",
+                reason.as_deref().unwrap_or("by review")
+            )),
+        ),
+        Decision::Retire(reason) => (
+            Status::Retired,
+            Some(format!(
+                "retired: {}",
+                reason.as_deref().unwrap_or("by hand")
+            )),
+        ),
+    };
+    let before = curator.store.get(id).map_err(store_failure)?;
+    if matches!(decision, Decision::Reject(_)) && before.status != Status::Proposed {
         return Err(Failure::usage(format!(
             "reject {}: it is {}, not proposed; use `promptloop rules retire {}`",
             before.id, before.status, before.id
         )));
     }
-    // Make sure the rule's own files are known targets, even if nothing rendered them yet.
-    let (change, files) = curator
+    let (change, mut files) = curator
         .set_status(&before.id, to, note.as_deref(), verb)
         .map_err(curate_failure)?;
-    let mut files = files;
     for t in &before.targets {
         if !files.iter().any(|f| &f.target == t) {
             let target = curator.target(Path::new(t));
@@ -503,10 +533,22 @@ fn status(
             );
         }
     }
+    Ok((before, change, files))
+}
+
+fn status(store_args: StoreArgs, id: &str, decision: Decision) -> Result<u8, Failure> {
+    let opened = Opened::open(&store_args)?;
+    let (before, change, files) = decide(&opened.curator(), id, &decision)?;
     if opened.json {
         print_json(&serde_json::json!({"change": change, "files": files}));
     } else {
-        println!("{verb} {} ({} → {})", change.rule_id, before.status, to);
+        println!(
+            "{} {} ({} → {})",
+            decision.verb(),
+            change.rule_id,
+            before.status,
+            change.status_after
+        );
         report_files(&files);
     }
     Ok(0)
