@@ -220,6 +220,7 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
 }
 
 /// A message for the user and the exit code that goes with it.
+#[derive(Debug)]
 struct Failure {
     message: String,
     code: u8,
@@ -478,11 +479,54 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     let mut learner = teaching.learner(Ok(teacher.as_ref()), default_rules.clone());
     let mut output = Output::new(json);
     let reporter: &mut dyn crate::events::Reporter = &mut output;
-    let mut still_pending = 0;
+    let mut emit = |e: crate::events::Event| reporter.report(&e);
+    // The file its run or report chose (`--scope global`, `--rules-file`), unless this
+    // command names one itself (`--rules-file`, or `--agent` whose file it is).
+    let named_here = args.common.rules_file.is_some() || args.common.agent.is_some();
+    let done = learn_pending(
+        &mut learner,
+        &record,
+        pending,
+        &default_rules,
+        named_here,
+        &mut emit,
+        &cancel,
+    )?;
+    Ok(if done.interrupted {
+        EXIT_INTERRUPTED
+    } else if done.still_pending == 0 {
+        0
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// What [`learn_pending`] did.
+struct PendingLearned {
+    /// Failures still pending (the teacher failed again).
+    still_pending: u32,
+    /// Ctrl-C stopped it.
+    interrupted: bool,
+}
+
+/// Analyses each of the `pending` failures with `learner` and writes the rules it gets. A
+/// failure's rule goes to the file its run or report chose, unless `named_here` (the
+/// command named a file) or that file is `default_rules`' own.
+fn learn_pending(
+    learner: &mut crate::learn::Learner<'_>,
+    record: &Record,
+    pending: Vec<crate::store::StoredFailure>,
+    default_rules: &crate::rules::RulesTargets,
+    named_here: bool,
+    emit: &mut dyn FnMut(crate::events::Event),
+    cancel: &CancelToken,
+) -> Result<PendingLearned, Failure> {
+    let project_dir = record.dir().parent().unwrap_or(record.dir()).to_path_buf();
+    let mut done = PendingLearned {
+        still_pending: 0,
+        interrupted: false,
+    };
     for stored in pending {
-        // The file its run or report chose (`--scope global`, `--rules-file`), unless this
-        // command names one itself (`--rules-file`, or `--agent` whose file it is).
-        let named_here = args.common.rules_file.is_some() || args.common.agent.is_some();
         learner.rules = match (named_here, &stored.rules_file) {
             (false, Some(file)) if Path::new(file) != default_rules.primary() => {
                 crate::rules::RulesTargets::new(
@@ -493,9 +537,8 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
             }
             _ => default_rules.clone(),
         };
-        let mut emit = |e: crate::events::Event| reporter.report(&e);
         let lesson = learner
-            .analyse(stored.context, stored.tries, &record, &mut emit, &cancel)
+            .analyse(stored.context, stored.tries, record, emit, cancel)
             .map_err(|e| Failure {
                 message: format!("{e:#}"),
                 code: EXIT_FAILED,
@@ -504,19 +547,20 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
             Lesson::Learned(boxed) => {
                 let (learned, stored) = *boxed;
                 learner
-                    .write(&learned, stored, &record, &mut emit)
+                    .write(&learned, stored, record, emit)
                     .map_err(|e| Failure {
                         message: format!("{e:#}"),
                         code: EXIT_FAILED,
                     })?;
             }
-            Lesson::Pending(_) => still_pending += 1,
+            Lesson::Pending(_) => done.still_pending += 1,
         }
         if cancel.is_cancelled() {
-            return Ok(EXIT_INTERRUPTED);
+            done.interrupted = true;
+            return Ok(done);
         }
     }
-    Ok(if still_pending == 0 { 0 } else { EXIT_FAILED })
+    Ok(done)
 }
 
 fn config_check(args: ConfigArgs) -> ExitCode {
