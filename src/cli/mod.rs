@@ -10,6 +10,7 @@ mod redact;
 mod render;
 mod report;
 mod rules;
+mod serve;
 mod teachers;
 
 use std::ffi::OsString;
@@ -46,6 +47,7 @@ Examples:
   promptloop learn                 # analyse failures a teacher could not analyse before
   promptloop report-failure -f planning_error -D \"Built a new service instead of extending one\"
   promptloop redact .env.example   # see what a teacher would be sent
+  promptloop serve                 # the rules, failures and runs on a local web page
   promptloop config check          # validate the config and print the effective settings
 
 Configuration is read from --config FILE, else ./promptloop.yaml, else
@@ -100,6 +102,9 @@ enum Command {
     Rules(rules::RulesCommand),
     /// Runs, attempts and outcomes recorded in the project's store.
     History(history::HistoryArgs),
+    /// A local web page: review proposed rules, read where rules came from, report a
+    /// failure, follow runs, see charts of what was learned.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +195,7 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check(args)) => config_check(args),
         Command::Rules(command) => rules::main(command),
         Command::History(args) => history::main(args),
+        Command::Serve(args) => serve::serve(args),
     }
 }
 
@@ -205,6 +211,7 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "config",
         "rules",
         "history",
+        "serve",
         "help",
         "-h",
         "--help",
