@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::App;
 use super::pages::{EditForm, ReportForm, curator, edit_page, report_page};
-use super::view::{PageError, record_id, respond, rule_id};
+use super::view::{PageError, respond, rule_id};
 use crate::cli::rules::{Decision, decide, store_failure};
 use crate::cli::{agents, report, teachers};
 use crate::events::Event;
@@ -374,7 +374,6 @@ pub(super) async fn report(State(app): State<Arc<App>>, Form(form): Form<ReportF
                 .map_err(|e| failed(format!("{e:#}")))?;
         }
         tracing::info!("page: reported {id}");
-        record_id(&id)?;
         learned_page(app, &format!("Reported {id}"), &events, None)
     })
     .await
