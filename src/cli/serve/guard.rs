@@ -185,7 +185,7 @@ pub(super) fn check_bind(
     if !explicit_token {
         return Err(Failure::usage(format!(
             "--bind {ip} is not a loopback address: anyone who can reach it could change your \
-             rules, so choose the access token yourself with --token T (or PROMPTLOOP_TOKEN)"
+             rules, so choose the access token yourself (the --token flag or PROMPTLOOP_TOKEN)"
         )));
     }
     Ok(Some(format!(

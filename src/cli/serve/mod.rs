@@ -40,15 +40,15 @@ const TOKEN_ENV: &str = "PROMPTLOOP_TOKEN";
 const AFTER_HELP: &str = "\
 The server listens on 127.0.0.1 and prints its address with an access token, like
 Jupyter: open it, and the page keeps the token in a cookie. Scripts can send the header
-`Authorization: Bearer TOKEN`; --token (or PROMPTLOOP_TOKEN) fixes the token.
+`Authorization: Bearer TOKEN`; the --token flag or PROMPTLOOP_TOKEN fixes the token.
 
 Examples:
   promptloop serve                       # http://127.0.0.1:8765/?token=…
   promptloop serve -d ../my-project --port 0 --open
   PROMPTLOOP_TOKEN=$(cat ~/.pl-token) promptloop serve --bind 192.168.1.20 --port 8080
 
-Binding to an address other than loopback needs --bind and a token you chose (--token or
-PROMPTLOOP_TOKEN), and prints a warning. docs/serve.md describes the views.";
+Binding to an address other than loopback needs --bind and a token you chose (with the
+--token flag or PROMPTLOOP_TOKEN), and prints a warning. docs/serve.md describes the views.";
 
 /// `promptloop serve`.
 #[derive(Debug, Args)]
