@@ -19,6 +19,11 @@ if ! command -v go >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
 fi
 go version
+# Headless Chromium and its WebDriver for the web page's browser tests (Debian's packages).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+chromium --version
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 # node also runs the shipped n8n workflow's own code in the webhook teacher's tests.
 node --version

@@ -22,5 +22,7 @@ mod redaction;
 mod report_failure;
 mod rules_file;
 mod rules_targets;
+mod serve;
+mod serve_browser;
 mod store;
 mod teachers;

@@ -13,6 +13,7 @@ mod redact;
 mod render;
 mod report;
 mod rules;
+mod serve;
 mod stats;
 mod teachers;
 mod validate;
@@ -51,6 +52,7 @@ Examples:
   promptloop learn                 # analyse failures a teacher could not analyse before
   promptloop report-failure -f planning_error -D \"Built a new service instead of extending one\"
   promptloop redact .env.example   # see what a teacher would be sent
+  promptloop serve                 # the rules, failures and runs on a local web page
   promptloop config check          # validate the config and print the effective settings
 
 Configuration is read from --config FILE, else ./promptloop.yaml, else
@@ -115,6 +117,9 @@ enum Command {
     /// Serve the rule store and the teacher over MCP (stdio) to an agent session; `mcp
     /// install` registers it with Claude Code, Codex CLI or Gemini CLI.
     Mcp(mcp::McpArgs),
+    /// A local web page: review proposed rules, read where rules came from, report a
+    /// failure, follow runs, see charts of what was learned.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,7 +184,8 @@ struct RunArgs {
     #[arg(long, value_name = "CMD")]
     test_command: Option<String>,
     /// After the run, validate each rule it learned: rerun its failure with and without
-    /// the rule, within RERUNS reruns in all (default 6); a harmful rule is retired.
+    /// the rule, within RERUNS reruns in all (default: learning.validate_budget, 6); a
+    /// harmful rule is retired. `learning.validate: true` does this on every run.
     #[arg(long, value_name = "RERUNS", num_args = 0..=1, default_missing_value = "6")]
     validate: Option<u32>,
 }
@@ -212,6 +218,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::bench(args),
         Command::Stats(args) => stats::main(args),
         Command::Mcp(args) => mcp::main(args),
+        Command::Serve(args) => serve::serve(args),
     }
 }
 
@@ -230,6 +237,7 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "bench",
         "stats",
         "mcp",
+        "serve",
         "help",
         "-h",
         "--help",
@@ -245,6 +253,7 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
 }
 
 /// A message for the user and the exit code that goes with it.
+#[derive(Debug)]
 struct Failure {
     message: String,
     code: u8,
@@ -414,7 +423,11 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
     over.test_command = args.test_command.clone();
     loaded.settings.apply(&over)?;
     let teaching = teachers::Teaching::new(&loaded)?;
-    let for_validation = args.validate.map(|budget| (budget, loaded.clone()));
+    let learning = &loaded.settings.learning;
+    let for_validation = args
+        .validate
+        .or(learning.validate.then_some(learning.validate_budget))
+        .map(|budget| (budget, loaded.clone()));
     let settings = loaded.settings;
     let repo = open_repo(&project_dir)?;
     start_log(&settings, &project_dir, "run")?;
@@ -509,11 +522,54 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     let mut learner = teaching.learner(Ok(teacher.as_ref()), default_rules.clone());
     let mut output = Output::new(json);
     let reporter: &mut dyn crate::events::Reporter = &mut output;
-    let mut still_pending = 0;
+    let mut emit = |e: crate::events::Event| reporter.report(&e);
+    // The file its run or report chose (`--scope global`, `--rules-file`), unless this
+    // command names one itself (`--rules-file`, or `--agent` whose file it is).
+    let named_here = args.common.rules_file.is_some() || args.common.agent.is_some();
+    let done = learn_pending(
+        &mut learner,
+        &record,
+        pending,
+        &default_rules,
+        named_here,
+        &mut emit,
+        &cancel,
+    )?;
+    Ok(if done.interrupted {
+        EXIT_INTERRUPTED
+    } else if done.still_pending == 0 {
+        0
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// What [`learn_pending`] did.
+struct PendingLearned {
+    /// Failures still pending (the teacher failed again).
+    still_pending: u32,
+    /// Ctrl-C stopped it.
+    interrupted: bool,
+}
+
+/// Analyses each of the `pending` failures with `learner` and writes the rules it gets. A
+/// failure's rule goes to the file its run or report chose, unless `named_here` (the
+/// command named a file) or that file is `default_rules`' own.
+fn learn_pending(
+    learner: &mut crate::learn::Learner<'_>,
+    record: &Record,
+    pending: Vec<crate::store::StoredFailure>,
+    default_rules: &crate::rules::RulesTargets,
+    named_here: bool,
+    emit: &mut dyn FnMut(crate::events::Event),
+    cancel: &CancelToken,
+) -> Result<PendingLearned, Failure> {
+    let project_dir = record.dir().parent().unwrap_or(record.dir()).to_path_buf();
+    let mut done = PendingLearned {
+        still_pending: 0,
+        interrupted: false,
+    };
     for stored in pending {
-        // The file its run or report chose (`--scope global`, `--rules-file`), unless this
-        // command names one itself (`--rules-file`, or `--agent` whose file it is).
-        let named_here = args.common.rules_file.is_some() || args.common.agent.is_some();
         learner.rules = match (named_here, &stored.rules_file) {
             (false, Some(file)) if Path::new(file) != default_rules.primary() => {
                 crate::rules::RulesTargets::new(
@@ -524,9 +580,8 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
             }
             _ => default_rules.clone(),
         };
-        let mut emit = |e: crate::events::Event| reporter.report(&e);
         let lesson = learner
-            .analyse(stored.context, stored.tries, &record, &mut emit, &cancel)
+            .analyse(stored.context, stored.tries, record, emit, cancel)
             .map_err(|e| Failure {
                 message: format!("{e:#}"),
                 code: EXIT_FAILED,
@@ -535,19 +590,20 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
             Lesson::Learned(boxed) => {
                 let (learned, stored) = *boxed;
                 learner
-                    .write(&learned, stored, &record, &mut emit)
+                    .write(&learned, stored, record, emit)
                     .map_err(|e| Failure {
                         message: format!("{e:#}"),
                         code: EXIT_FAILED,
                     })?;
             }
-            Lesson::Pending(_) => still_pending += 1,
+            Lesson::Pending(_) => done.still_pending += 1,
         }
         if cancel.is_cancelled() {
-            return Ok(EXIT_INTERRUPTED);
+            done.interrupted = true;
+            return Ok(done);
         }
     }
-    Ok(if still_pending == 0 { 0 } else { EXIT_FAILED })
+    Ok(done)
 }
 
 fn config_check(args: ConfigArgs) -> ExitCode {

@@ -20,7 +20,7 @@ use crate::rules::RulesTargets;
 use crate::settings::{KNOWN_FAILURE_TYPES, Overrides};
 
 /// The failure types a person can report (`--help` below says what each means).
-const MANUAL_TYPES: &[&str] = &[
+pub(super) const MANUAL_TYPES: &[&str] = &[
     "planning_error",
     "integration_error",
     "workflow_error",
@@ -28,6 +28,23 @@ const MANUAL_TYPES: &[&str] = &[
     "scope_error",
     "config_error",
     "other",
+];
+
+/// What each manual type means, as the list in `--help` says it.
+pub(super) const TYPE_HELP: &[(&str, &str)] = &[
+    (
+        "planning_error",
+        "wrong approach, misunderstood requirements",
+    ),
+    (
+        "integration_error",
+        "missed existing infrastructure, created duplicates",
+    ),
+    ("workflow_error", "n8n / CI / pipeline design issues"),
+    ("architecture_error", "wrong design patterns or layers"),
+    ("scope_error", "over- or under-scoped solution"),
+    ("config_error", "configuration or credential issues"),
+    ("other", "anything else"),
 ];
 
 const AFTER_HELP: &str = "\
@@ -126,7 +143,7 @@ pub(super) fn report_failure(args: ReportArgs) -> std::process::ExitCode {
 }
 
 /// `planning_error`, also written `planning-error`, `Planning_Error` or `planning`.
-fn failure_type(given: &str) -> Result<&'static str, Failure> {
+pub(super) fn failure_type(given: &str) -> Result<&'static str, Failure> {
     let norm = given.trim().to_ascii_lowercase().replace('-', "_");
     if norm == "test_failure" {
         return Err(Failure::usage(
@@ -245,15 +262,7 @@ fn report_inner(args: ReportArgs, json: bool) -> Result<u8, Failure> {
     let record = Record::open(&record_dir).map_err(|e| Failure::usage(e.to_string()))?;
     let teacher: MaybeTeacher = teachers::make_teacher(settings)?;
 
-    let id = record::new_id();
-    let failure = FailureContext::manual(
-        format!("{id}-{kind}"),
-        kind,
-        task,
-        &project_dir,
-        description,
-        context,
-    );
+    let failure = manual_failure(kind, description, context, task, &project_dir);
     let learner = teaching.learner(teacher.as_deref().map_err(Clone::clone), rules);
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
@@ -297,6 +306,25 @@ fn report_inner(args: ReportArgs, json: bool) -> Result<u8, Failure> {
     }
 }
 
+/// A mistake a person reports, as a failure for the teacher (the `task` is "(not stated)"
+/// when they gave none).
+pub(super) fn manual_failure(
+    kind: &str,
+    description: String,
+    context: Option<String>,
+    task: String,
+    project_dir: &Path,
+) -> FailureContext {
+    FailureContext::manual(
+        format!("{}-{kind}", record::new_id()),
+        kind,
+        task,
+        project_dir,
+        description,
+        context,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +342,16 @@ mod tests {
             assert!(KNOWN_FAILURE_TYPES.contains(name));
         }
         assert!(failure_type("test_failure").is_err());
+    }
+
+    #[test]
+    fn every_type_has_the_help_line_of_the_list() {
+        for name in MANUAL_TYPES {
+            let (_, help) = TYPE_HELP.iter().find(|(n, _)| n == name).unwrap();
+            assert!(
+                AFTER_HELP.contains(&format!("{name:<20}{help}")),
+                "{name}: {help}"
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::{EXIT_FAILED, Failure, finish, load_settings, project_dir};
 use crate::learn::curate::{CurateError, Curator, SyncReport, Target};
 use crate::settings::{self, Settings};
-use crate::store::render::{self, Budget};
+use crate::store::render;
 use crate::store::{
     FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore, Scope,
     SqliteStore, Status, StoreError, StoredRule,
@@ -211,15 +211,9 @@ pub fn main(command: RulesCommand) -> ExitCode {
     finish(match command {
         RulesCommand::List(a) => list(a),
         RulesCommand::Show(a) => show(a),
-        RulesCommand::Approve(a) => status(a.store, &a.id, Status::Active, None, "approved"),
-        RulesCommand::Reject(a) => {
-            let note = format!("rejected: {}", a.reason.as_deref().unwrap_or("by review"));
-            status(a.store, &a.id, Status::Retired, Some(note), "rejected")
-        }
-        RulesCommand::Retire(a) => {
-            let note = format!("retired: {}", a.reason.as_deref().unwrap_or("by hand"));
-            status(a.store, &a.id, Status::Retired, Some(note), "retired")
-        }
+        RulesCommand::Approve(a) => status(a.store, &a.id, Decision::Approve),
+        RulesCommand::Reject(a) => status(a.store, &a.id, Decision::Reject(a.reason)),
+        RulesCommand::Retire(a) => status(a.store, &a.id, Decision::Retire(a.reason)),
         RulesCommand::Edit(a) => edit(a),
         RulesCommand::Export(a) => export(a),
         RulesCommand::Import(a) => import(a),
@@ -266,17 +260,7 @@ impl Opened {
     }
 
     fn curator(&self) -> Curator<'_> {
-        Curator {
-            store: &self.store,
-            project_dir: self.project_dir.clone(),
-            budget: Budget {
-                lines: self.settings.rules.budget.lines,
-                chars: self.settings.rules.budget.chars,
-            },
-            review: self.settings.rules.review,
-            judge: None,
-            unproven_max_age_days: Some(crate::learn::curate::DEFAULT_UNPROVEN_MAX_AGE_DAYS),
-        }
+        Curator::for_settings(&self.store, self.project_dir.clone(), &self.settings.rules)
     }
 
     /// The configured rules file: rules.file, else CLAUDE.md in the project (or, for the
@@ -292,7 +276,7 @@ impl Opened {
     }
 }
 
-fn store_failure(e: StoreError) -> Failure {
+pub(super) fn store_failure(e: StoreError) -> Failure {
     let code = match e {
         StoreError::NotFound(_) | StoreError::Ambiguous(..) | StoreError::Invalid(_) => {
             super::EXIT_USAGE
@@ -305,7 +289,7 @@ fn store_failure(e: StoreError) -> Failure {
     }
 }
 
-fn curate_failure(e: CurateError) -> Failure {
+pub(super) fn curate_failure(e: CurateError) -> Failure {
     match e {
         CurateError::Store(e) => store_failure(e),
         other => Failure {
@@ -490,27 +474,63 @@ fn report_files(files: &[SyncReport]) {
     }
 }
 
-fn status(
-    store_args: StoreArgs,
+/// A person's decision about a rule: from `rules approve|reject|retire` or the page.
+pub(super) enum Decision {
+    /// Make it active.
+    Approve,
+    /// Retire a proposed rule, with why.
+    Reject(Option<String>),
+    /// Retire a rule, with why.
+    Retire(Option<String>),
+}
+
+impl Decision {
+    /// The past tense, for messages and the file log.
+    pub(super) fn verb(&self) -> &'static str {
+        match self {
+            Decision::Approve => "approved",
+            Decision::Reject(_) => "rejected",
+            Decision::Retire(_) => "retired",
+        }
+    }
+}
+
+/// Applies `decision` to the rule `id` and renders every file that shows it (its own
+/// targets too, even if nothing rendered them yet). Returns the rule as it was, the change
+/// and what each file did.
+pub(super) fn decide(
+    curator: &Curator<'_>,
     id: &str,
-    to: Status,
-    note: Option<String>,
-    verb: &str,
-) -> Result<u8, Failure> {
-    let opened = Opened::open(&store_args)?;
-    let curator = opened.curator();
-    let before = opened.store.get(id).map_err(store_failure)?;
-    if verb == "rejected" && before.status != Status::Proposed {
+    decision: &Decision,
+) -> Result<(StoredRule, crate::store::StoreChange, Vec<SyncReport>), Failure> {
+    let verb = decision.verb();
+    let (to, note) = match decision {
+        Decision::Approve => (Status::Active, None),
+        Decision::Reject(reason) => (
+            Status::Retired,
+            Some(format!(
+                "rejected: {}",
+                reason.as_deref().unwrap_or("by review")
+            )),
+        ),
+        Decision::Retire(reason) => (
+            Status::Retired,
+            Some(format!(
+                "retired: {}",
+                reason.as_deref().unwrap_or("by hand")
+            )),
+        ),
+    };
+    let before = curator.store.get(id).map_err(store_failure)?;
+    if matches!(decision, Decision::Reject(_)) && before.status != Status::Proposed {
         return Err(Failure::usage(format!(
             "reject {}: it is {}, not proposed; use `promptloop rules retire {}`",
             before.id, before.status, before.id
         )));
     }
-    // Make sure the rule's own files are known targets, even if nothing rendered them yet.
-    let (change, files) = curator
+    let (change, mut files) = curator
         .set_status(&before.id, to, note.as_deref(), verb)
         .map_err(curate_failure)?;
-    let mut files = files;
     for t in &before.targets {
         if !files.iter().any(|f| &f.target == t) {
             let target = curator.target(Path::new(t));
@@ -525,10 +545,22 @@ fn status(
             );
         }
     }
+    Ok((before, change, files))
+}
+
+fn status(store_args: StoreArgs, id: &str, decision: Decision) -> Result<u8, Failure> {
+    let opened = Opened::open(&store_args)?;
+    let (before, change, files) = decide(&opened.curator(), id, &decision)?;
     if opened.json {
         print_json(&serde_json::json!({"change": change, "files": files}));
     } else {
-        println!("{verb} {} ({} → {})", change.rule_id, before.status, to);
+        println!(
+            "{} {} ({} → {})",
+            decision.verb(),
+            change.rule_id,
+            before.status,
+            change.status_after
+        );
         report_files(&files);
     }
     Ok(0)

@@ -249,7 +249,6 @@ pub(crate) fn curation(settings: &Settings) -> Curation {
         },
         judge: r.dedup_judge,
         user_db: crate::store::user_db_path(&crate::settings::process_env),
-        // rules.unproven_max_age_days, once the settings have it.
-        unproven_max_age_days: Some(crate::learn::curate::DEFAULT_UNPROVEN_MAX_AGE_DAYS),
+        unproven_max_age_days: r.unproven_max_age(),
     }
 }

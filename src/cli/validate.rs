@@ -18,7 +18,6 @@ use crate::learn::curate::Curator;
 use crate::process::CancelToken;
 use crate::settings::{Loaded, Overrides};
 use crate::store::evidence::{Validation, Verdict};
-use crate::store::render::Budget;
 use crate::store::{RuleFilter, RuleStore, SqliteStore, Status, StoredRule};
 
 /// `rules validate`.
@@ -310,17 +309,11 @@ impl Validator {
             .record_validation(&validation)
             .map_err(|e| Failure::usage(e.to_string()))?;
         let summary = validation.summary();
-        let curator = Curator {
-            store: &self.store,
-            project_dir: self.project.clone(),
-            budget: Budget {
-                lines: self.loaded.settings.rules.budget.lines,
-                chars: self.loaded.settings.rules.budget.chars,
-            },
-            review: self.loaded.settings.rules.review,
-            judge: None,
-            unproven_max_age_days: Some(crate::learn::curate::DEFAULT_UNPROVEN_MAX_AGE_DAYS),
-        };
+        let curator = Curator::for_settings(
+            &self.store,
+            self.project.clone(),
+            &self.loaded.settings.rules,
+        );
         let retired = verdict == Verdict::Harmful && rule.status != Status::Retired;
         let render = if retired {
             curator

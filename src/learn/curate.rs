@@ -108,10 +108,27 @@ pub struct Curator<'a> {
     pub unproven_max_age_days: Option<u32>,
 }
 
-/// Days a rule without evidence stays in the files by default (`rules.unproven_max_age_days`).
-pub const DEFAULT_UNPROVEN_MAX_AGE_DAYS: u32 = 90;
-
 impl<'a> Curator<'a> {
+    /// The curator the `rules:` settings describe (budget, review mode, ageing), without a
+    /// judge: what commands other than the loop use.
+    pub fn for_settings(
+        store: &'a dyn RuleStore,
+        project_dir: PathBuf,
+        rules: &crate::settings::RulesSettings,
+    ) -> Curator<'a> {
+        Curator {
+            store,
+            project_dir,
+            budget: Budget {
+                lines: rules.budget.lines,
+                chars: rules.budget.chars,
+            },
+            review: rules.review,
+            judge: None,
+            unproven_max_age_days: rules.unproven_max_age(),
+        }
+    }
+
     /// The target for a path (absolute, or relative to the project) or a stored key.
     pub fn target(&self, path_or_key: &Path) -> Target {
         let path = if path_or_key.is_absolute() {
@@ -265,32 +282,12 @@ impl<'a> Curator<'a> {
                 // No rules and no section: nothing to create.
                 return Ok(report);
             }
-            // Text in the section that is not a rule promptloop can read (a note, a rule
-            // without When/Why written by hand) is the user's: it stays, verbatim, above the
-            // rendered rules, and counts against the budget like the text outside.
-            let foreign = snap
-                .body
-                .as_deref()
-                .map(|b| render::parse_body(b).foreign)
-                .unwrap_or_default();
-            let foreign_chars: usize = foreign.iter().map(|l| l.chars().count() + 1).sum();
             let RenderedSection {
                 body,
                 shown,
                 hidden,
                 over_budget,
-            } = render::render_with_evidence(
-                &ranked,
-                target.budget,
-                snap.outside_lines + foreign.len(),
-                snap.outside_chars + foreign_chars,
-                &evidence,
-            );
-            let body = if foreign.is_empty() {
-                body
-            } else {
-                format!("\n{}\n{body}", foreign.join("\n"))
-            };
+            } = plan_section(target, &snap, &ranked, &evidence);
             report.shown = shown.clone();
             report.hidden = hidden;
             report.over_budget = over_budget;
@@ -324,6 +321,27 @@ impl<'a> Curator<'a> {
             path: target.path.clone(),
             source: std::io::Error::other("the file kept changing while it was being rendered"),
         }))
+    }
+
+    /// The section `target` would get if `ranked` (most valuable first) were its active
+    /// rules, as [`Curator::sync`] would render it, without writing anything: what a page
+    /// shows before a rule is approved or edited. `None` when the file would get no section.
+    pub fn preview(
+        &self,
+        target: &Target,
+        ranked: &[crate::store::StoredRule],
+    ) -> Result<Option<RenderedSection>, CurateError> {
+        let snap = file::read_section(&target.path)?;
+        let (ranked, evidence) = render::select_by_evidence(
+            ranked.to_vec(),
+            &self.store.verdicts()?,
+            self.unproven_max_age_days,
+            chrono::Local::now().fixed_offset(),
+        );
+        if ranked.is_empty() && snap.body.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(plan_section(target, &snap, &ranked, &evidence)))
     }
 
     /// Folds a section body that promptloop did not write into the store, and logs it.
@@ -527,6 +545,35 @@ impl<'a> Curator<'a> {
         }
         Ok((FileChange { seq, ..entry }, others))
     }
+}
+
+/// The body of `target`'s section rendered from `ranked` within its budget. Text in the
+/// section that is not a rule promptloop can read (a note, a rule without When/Why written by
+/// hand) is the user's: it stays, verbatim, above the rendered rules, and counts against the
+/// budget like the text outside.
+fn plan_section(
+    target: &Target,
+    snap: &file::SectionSnapshot,
+    ranked: &[crate::store::StoredRule],
+    evidence: &render::Evidence,
+) -> RenderedSection {
+    let foreign = snap
+        .body
+        .as_deref()
+        .map(|b| render::parse_body(b).foreign)
+        .unwrap_or_default();
+    let foreign_chars: usize = foreign.iter().map(|l| l.chars().count() + 1).sum();
+    let mut section = render::render_with_evidence(
+        ranked,
+        target.budget,
+        snap.outside_lines + foreign.len(),
+        snap.outside_chars + foreign_chars,
+        evidence,
+    );
+    if !foreign.is_empty() {
+        section.body = format!("\n{}\n{}", foreign.join("\n"), section.body);
+    }
+    section
 }
 
 /// How the loop keeps what it learns (from `rules:` in the settings).

@@ -173,6 +173,11 @@ pub struct LearningSettings {
     pub auto_retry: bool,
     /// Characters of failure context sent to the teacher (2000..=200000).
     pub context_budget: usize,
+    /// Validate each rule a run learned, right after the run: rerun its failure with the
+    /// rule and without it (`promptloop rules validate`).
+    pub validate: bool,
+    /// Reruns at most for that validation, both sides counted (2..=200).
+    pub validate_budget: u32,
 }
 
 impl Default for LearningSettings {
@@ -181,6 +186,8 @@ impl Default for LearningSettings {
             max_retries: 3,
             auto_retry: true,
             context_budget: 16_000,
+            validate: false,
+            validate_budget: 6,
         }
     }
 }
@@ -363,7 +370,7 @@ impl Default for ClaudeSettings {
 }
 
 /// `rules:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RulesSettings {
     /// Rules file; `None` means the caller's default (`CLAUDE.md` in the
@@ -387,6 +394,31 @@ pub struct RulesSettings {
     /// Ask the teacher whether two rules say the same thing when the text similarity is in
     /// the borderline band (costs a teacher call per borderline pair).
     pub dedup_judge: bool,
+    /// Days a rule without evidence (never validated helpful, never learned again, never
+    /// recurred) stays in the instruction files; then it ages out of them and stays in the
+    /// store. 0: never.
+    pub unproven_max_age_days: u32,
+}
+
+impl Default for RulesSettings {
+    fn default() -> Self {
+        Self {
+            file: None,
+            targets: Vec::new(),
+            review: false,
+            scope: RuleScope::default(),
+            budget: RulesBudget::default(),
+            dedup_judge: false,
+            unproven_max_age_days: 90,
+        }
+    }
+}
+
+impl RulesSettings {
+    /// `unproven_max_age_days` as the curator takes it (`None`: never).
+    pub fn unproven_max_age(&self) -> Option<u32> {
+        (self.unproven_max_age_days > 0).then_some(self.unproven_max_age_days)
+    }
 }
 
 closed_enum! {

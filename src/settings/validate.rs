@@ -93,6 +93,14 @@ impl Settings {
                 "learning.context_budget",
                 check_range(self.learning.context_budget, 2_000, 200_000),
             ),
+            (
+                "learning.validate_budget",
+                check_range(self.learning.validate_budget, 2, 200),
+            ),
+            (
+                "rules.unproven_max_age_days",
+                check_range(self.rules.unproven_max_age_days, 0, 36_500),
+            ),
             ("tests.command", check_non_empty(&self.tests.command)),
             ("tests.timeout", check_positive(self.tests.timeout)),
             (

@@ -266,14 +266,30 @@ impl SqliteStore {
         id: Option<&str>,
         suite: &str,
     ) -> Result<Option<BenchRunRow>, StoreError> {
+        self.bench_run_where(
+            "(?1 IS NOT NULL AND id = ?1) OR (?1 IS NULL AND suite = ?2 AND finished_at IS NULL)",
+            params![id, suite],
+        )
+    }
+
+    /// The bench run started last, finished or not.
+    pub fn latest_bench_run(&self) -> Result<Option<BenchRunRow>, StoreError> {
+        self.bench_run_where("1", params![])
+    }
+
+    fn bench_run_where(
+        &self,
+        condition: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Option<BenchRunRow>, StoreError> {
         let row = self
             .conn()
             .query_row(
-                "SELECT id, suite, suite_hash, started_at, finished_at, options FROM bench_runs
-                 WHERE (?1 IS NOT NULL AND id = ?1)
-                    OR (?1 IS NULL AND suite = ?2 AND finished_at IS NULL)
-                 ORDER BY started_at DESC, id DESC LIMIT 1",
-                params![id, suite],
+                &format!(
+                    "SELECT id, suite, suite_hash, started_at, finished_at, options FROM bench_runs
+                     WHERE {condition} ORDER BY started_at DESC, id DESC LIMIT 1"
+                ),
+                params,
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,
