@@ -827,3 +827,46 @@ fn reading_creates_no_record_and_a_report_outside_a_project_is_refused() {
     drop(c);
     assert!(!plain.path().join(".promptloop").exists());
 }
+
+#[test]
+fn a_store_error_is_a_tool_error_and_the_server_keeps_serving() {
+    let project = Project::new();
+    let config = offline_config(&project);
+    let mut c = Client::start(&project, &["--config", &config], &[]);
+    let learned = c.ok("report_failure", report("Wrote a second HTTP client"));
+    let id = learned["rule"]["id"].as_str().unwrap().to_string();
+    // Another promptloop, newer than this one, takes the store over.
+    let db = project.path.join(".promptloop/promptloop.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
+    for (tool, args) in [
+        ("list_rules", json!({})),
+        ("search_rules", json!({"query": "http client"})),
+        ("get_rule", json!({"id": id})),
+        ("rule_feedback", json!({"id": id, "helped": true})),
+        ("report_failure", report("Another one")),
+    ] {
+        let message = c.err(tool, args);
+        assert!(message.contains("newer than"), "{tool}: {message}");
+    }
+    // Still serving; the store is untouched and whole.
+    let listed = c.request("tools/list", json!({}));
+    assert_eq!(listed["result"]["tools"].as_array().map(Vec::len), Some(5));
+    let (code, _, stderr) = c.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 999);
+    let feedback: i64 = conn
+        .query_row("SELECT COUNT(*) FROM rule_feedback", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(feedback, 0);
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+}
