@@ -269,6 +269,94 @@ fn run_validate_validates_the_rules_the_run_learned() {
     assert_eq!(validated[0]["trials"], 1);
 }
 
+#[test]
+fn learning_validate_in_the_config_validates_after_every_run_within_its_budget() {
+    let project = Project::calculator();
+    let agent = calculator_agent(&project, "helpful");
+    let config = project.config(&format!(
+        "agent:\n  kind: command\n  command: sh {}\n  timeout: 60\n\
+         tests:\n  command: python3 -m pytest tests -q\n\
+         teacher:\n  mode: anthropic\n\
+         learning:\n  max_retries: 1\n  validate: true\n  validate_budget: 2\n",
+        agent.display()
+    ));
+    let server = teacher_with(RULE);
+    let output = project
+        .promptloop()
+        .args(["run", "Fix the calculator's helpers", "--json", "-d"])
+        .arg(&project.path)
+        .arg("--config")
+        .arg(&config)
+        .env("ANTHROPIC_BASE_URL", server.base_url())
+        .env("ANTHROPIC_API_KEY", "k")
+        .timeout(Duration::from_secs(180))
+        .output()
+        .expect("run promptloop");
+    assert_eq!(output.status.code(), Some(0));
+    let evs = events(&output.stdout);
+    let validated = of_type(&evs, "rule.validated");
+    assert_eq!(validated.len(), 1, "{evs:#?}");
+    assert_eq!(validated[0]["verdict"], "helpful");
+    // A budget of 2 reruns is one with the rule and one without.
+    assert_eq!(validated[0]["trials"], 1);
+}
+
+#[test]
+fn an_unproven_rule_ages_out_of_the_file_after_the_configured_days_and_0_keeps_it() {
+    let project = Project::calculator();
+    let agent = calculator_agent(&project, "helpful");
+    let config_with = |days: u32| {
+        project.config(&format!(
+            "agent:\n  kind: command\n  command: sh {}\n  timeout: 60\n\
+             tests:\n  command: python3 -m pytest tests -q\n\
+             teacher:\n  mode: anthropic\nlearning:\n  max_retries: 0\n\
+             rules:\n  unproven_max_age_days: {days}\n",
+            agent.display()
+        ))
+    };
+    let config = config_with(30);
+    let server = teacher_with(RULE);
+    // No retry: the rule is learned once and no run passes after it, so it has no evidence.
+    let (id, _) = learn_rule(&project, &config, &server);
+    assert!(project.read("AGENTS.md").contains(RULE));
+    let db = project.path.join(".promptloop/promptloop.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "UPDATE rules SET created_at = '2026-01-05T10:00:00+00:00', \
+             activated_at = '2026-01-05T10:00:00+00:00' WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    let render = |config: &Path| {
+        let output = project
+            .promptloop()
+            .args(["rules", "render", "-d"])
+            .arg(&project.path)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .expect("rules render");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    render(&config);
+    let file = project.read("AGENTS.md");
+    assert!(!file.contains(RULE), "{file}");
+    assert!(file.contains("without evidence for 30 days"), "{file}");
+    assert_eq!(
+        rule_json(&project, &id)["status"],
+        "active",
+        "it stays in the store"
+    );
+    render(&config_with(0));
+    assert!(project.read("AGENTS.md").contains(RULE));
+}
+
 // ---------------------------------------------------------------------------------------
 // bench
 

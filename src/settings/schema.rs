@@ -534,6 +534,36 @@ mod tests {
     }
 
     #[test]
+    fn evidence_keys_load_with_their_defaults_and_ranges() {
+        let d = Settings::default();
+        assert!(!d.learning.validate);
+        assert_eq!(d.learning.validate_budget, 6);
+        assert_eq!(d.rules.unproven_max_age_days, 90);
+        assert_eq!(d.rules.unproven_max_age(), Some(90));
+        let (s, warnings) = from_yaml_str(
+            "learning:\n  validate: true\n  validate_budget: 10\nrules:\n  unproven_max_age_days: 0\n",
+            Path::new("c.yaml"),
+            &|_| None,
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(s.learning.validate);
+        assert_eq!(s.learning.validate_budget, 10);
+        assert_eq!(
+            s.rules.unproven_max_age(),
+            None,
+            "0 keeps unproven rules for ever"
+        );
+        let err = parse_err("learning:\n  validate_budget: 1\n");
+        assert!(
+            err.to_string().contains("learning.validate_budget"),
+            "{err}"
+        );
+        let err = parse_err("rules:\n  unproven_max_age_days: -3\n");
+        assert!(err.to_string().contains("unproven_max_age_days"), "{err}");
+    }
+
+    #[test]
     fn rules_store_keys_load_validate_and_override() {
         let (s, warnings) = from_yaml_str(
             "rules:\n  review: true\n  scope: global\n  budget:\n    lines: 150\n    chars: 9000\n  dedup_judge: true\n",
