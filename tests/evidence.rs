@@ -845,3 +845,111 @@ fn stats_count_runs_failures_and_recurrences_and_plot_them() {
         "{text}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// the real Claude Code against a scripted model
+
+/// The real Claude Code (from npm) against a loopback model whose answers depend on whether
+/// the learned rule reached the request through CLAUDE.md: the loop learns the rule,
+/// validation finds it helpful, and bench's rules arm beats its none arm.
+#[test]
+fn with_claude_code_a_rule_that_fixes_the_agent_is_helpful_and_wins_the_bench() {
+    use crate::e2e_claude::{RULE_TEXT, agent, teacher};
+    use crate::support::claude_bin;
+    use crate::support::fake_anthropic::Request;
+
+    let project = Project::calculator();
+    let server =
+        FakeAnthropic::start(|r: &Request| if r.is_agent() { agent(r) } else { teacher(r) });
+    let config_for = |retries: u32| {
+        project.config(&format!(
+            "claude:\n  command: {}\n  permission_mode: acceptEdits\n  max_turns: 8\n  timeout: 120\n\
+             tests:\n  command: python3 -m pytest tests -q\n  timeout: 60\n\
+             teacher:\n  mode: anthropic\n  timeout: 30\nlearning:\n  max_retries: {retries}\n",
+            claude_bin().display()
+        ))
+    };
+    let config = config_for(1);
+    let output = project
+        .promptloop()
+        .args([
+            "run",
+            "Fix the calculator so its tests pass",
+            "--json",
+            "-d",
+        ])
+        .arg(&project.path)
+        .arg("--config")
+        .arg(&config)
+        .envs(server.claude_code_env())
+        .timeout(Duration::from_secs(300))
+        .output()
+        .expect("run promptloop");
+    let evs = events(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{evs:#?}");
+    let id = of_type(&evs, "rule.learned")[0]["rule_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Validation: with the rule Claude Code fixes both bugs; without it, only one.
+    let output = project
+        .promptloop()
+        .args(["rules", "validate", &id, "--trials", "1", "--json", "-d"])
+        .arg(&project.path)
+        .arg("--config")
+        .arg(config_for(0))
+        .envs(server.claude_code_env())
+        .timeout(Duration::from_secs(300))
+        .output()
+        .expect("rules validate");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verdict = json_of(&output)["validated"][0].clone();
+    assert_eq!(verdict["verdict"], "helpful", "{verdict:#}");
+    assert_eq!(verdict["with_passed"], 1);
+    assert_eq!(verdict["without_passed"], 0);
+    assert!(project.read("CLAUDE.md").contains(RULE_TEXT));
+
+    // Bench: the calculator as a one-task suite, the project's rules against none.
+    let suite_dir = project.home.path().join("suite");
+    std::fs::create_dir_all(&suite_dir).unwrap();
+    let suite = suite_dir.join("suite.yaml");
+    std::fs::write(
+        &suite,
+        format!(
+            "tasks:\n  - id: calculator\n    project: {}\n    task: Fix the calculator so its tests pass\n    \
+             check: python3 -m pytest tests -q\n",
+            repo_root().join("examples/calculator").display()
+        ),
+    )
+    .unwrap();
+    let output = project
+        .promptloop()
+        .arg("bench")
+        .arg(&suite)
+        .args(["--json", "-d"])
+        .arg(&project.path)
+        .arg("--config")
+        .arg(config_for(0))
+        .envs(server.claude_code_env())
+        .timeout(Duration::from_secs(300))
+        .output()
+        .expect("promptloop bench");
+    let report = json_of(&output);
+    let arm = |name: &str| {
+        report["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no arm {name}: {report:#}"))
+    };
+    assert_eq!(arm("rules")["passed"], 1, "{report:#}");
+    assert_eq!(arm("none")["passed"], 0, "{report:#}");
+}
