@@ -433,6 +433,78 @@ impl Repo {
         Ok(())
     }
 
+    /// Deletes the private refs `names` (`git update-ref --stdin`, one transaction per
+    /// 1,000 refs: a batch is deleted whole or not at all). Every name is checked before
+    /// anything is deleted; one outside [`PRIVATE_REF_PREFIX`] refuses the whole call.
+    /// A ref that does not exist is not an error.
+    pub fn delete_refs(&self, names: &[String]) -> Result<(), GitError> {
+        for name in names {
+            check_private_ref(name)?;
+            // A line break would start another instruction; git refuses such names anyway.
+            if name.contains(['\n', '\r', '\0']) || name.contains(' ') {
+                return Err(GitError::ForeignRef { name: name.clone() });
+            }
+        }
+        for batch in names.chunks(1000) {
+            let mut input = String::new();
+            for name in batch {
+                input.push_str("delete ");
+                input.push_str(name);
+                input.push('\n');
+            }
+            self.run(
+                &["update-ref", "--stdin"],
+                &Opts {
+                    input: Some(input.as_bytes()),
+                    ..Opts::default()
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Bytes on disk of the objects reachable from the refs `from` but from no other ref
+    /// and not from HEAD (`git rev-list --objects --disk-usage`): what `git gc` can free
+    /// once those refs are gone and the objects expire. `None` when git cannot tell (older
+    /// than 2.31).
+    pub fn exclusive_disk_usage(&self, from: &[String]) -> Result<Option<u64>, GitError> {
+        if from.is_empty() {
+            return Ok(Some(0));
+        }
+        let leaving: HashSet<&str> = from.iter().map(String::as_str).collect();
+        let all = self.run(&["for-each-ref", "--format=%(refname)"], &Opts::default())?;
+        let mut input = String::new();
+        for name in from {
+            input.push_str(name);
+            input.push('\n');
+        }
+        for name in String::from_utf8_lossy(&all.stdout).lines() {
+            if !name.is_empty() && !leaving.contains(name) {
+                input.push('^');
+                input.push_str(name);
+                input.push('\n');
+            }
+        }
+        if self.head_commit()?.is_some() {
+            input.push_str("^HEAD\n");
+        }
+        let out = self.run(
+            &["rev-list", "--objects", "--disk-usage", "--stdin"],
+            &Opts {
+                input: Some(input.as_bytes()),
+                also_ok: &[128, 129],
+                ..Opts::default()
+            },
+        )?;
+        if out.code != 0 {
+            return Ok(None);
+        }
+        Ok(String::from_utf8_lossy(trim_newline(&out.stdout))
+            .trim()
+            .parse()
+            .ok())
+    }
+
     /// Full names of the refs under `prefix` (matched up to a `/`, as `git for-each-ref`
     /// does, e.g. `refs/promptloop/runs/<id>`), sorted by name.
     pub fn list_refs(&self, prefix: &str) -> Result<Vec<String>, GitError> {
@@ -1291,6 +1363,46 @@ mod tests {
             repo.resolve_snapshot("refs/promptloop/runs/x/attempt-1/before")
                 .unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn delete_refs_removes_private_refs_in_one_call_and_refuses_any_other() {
+        let dir = rich_repo();
+        let root = dir.path();
+        let repo = Repo::open(root).unwrap();
+        let before = capture(root);
+        let names: Vec<String> = (0..5)
+            .map(|i| format!("refs/promptloop/runs/r{i}/attempt-1/before"))
+            .collect();
+        let s = repo.snapshot(&names[0], "snap").unwrap();
+        for name in &names[1..] {
+            repo.update_ref(name, &s.commit).unwrap();
+        }
+        // The snapshot's own objects are counted; what HEAD reaches is not.
+        let usage = repo.exclusive_disk_usage(&names).unwrap();
+        assert!(usage.is_some_and(|n| n > 0), "{usage:?}");
+        // One foreign name refuses the whole call before anything is deleted.
+        let mut mixed = names.clone();
+        mixed.push("refs/heads/main".to_string());
+        assert!(matches!(
+            repo.delete_refs(&mixed),
+            Err(GitError::ForeignRef { .. })
+        ));
+        assert_eq!(repo.list_refs("refs/promptloop/runs").unwrap().len(), 5);
+        let mut gone = names.clone();
+        gone.push("refs/promptloop/runs/never/existed".to_string());
+        repo.delete_refs(&gone[..3]).unwrap();
+        assert_eq!(
+            repo.list_refs("refs/promptloop/runs").unwrap(),
+            names[3..].to_vec()
+        );
+        repo.delete_refs(&gone[3..]).unwrap();
+        assert!(repo.list_refs("refs/promptloop").unwrap().is_empty());
+        assert_eq!(
+            capture(root),
+            before,
+            "branch, log, stash and refs unchanged"
         );
     }
 
