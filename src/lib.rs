@@ -19,6 +19,7 @@ pub mod pattern;
 pub mod process;
 pub mod record;
 pub mod redact;
+pub mod retention;
 pub mod review;
 pub mod rules;
 pub mod settings;

@@ -20,6 +20,7 @@ mod mcp_install;
 mod prototype;
 mod redaction;
 mod report_failure;
+mod retention;
 mod rules_file;
 mod rules_targets;
 mod serve;

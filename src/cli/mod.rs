@@ -4,6 +4,7 @@
 mod agents;
 mod bench;
 mod capture;
+mod gc;
 mod history;
 mod hook;
 mod log;
@@ -120,6 +121,9 @@ enum Command {
     /// A local web page: review proposed rules, read where rules came from, report a
     /// failure, follow runs, see charts of what was learned.
     Serve(serve::ServeArgs),
+    /// Prune old runs' snapshot refs and record folders (never `git gc`).
+    #[command(after_help = gc::AFTER_HELP)]
+    Gc(gc::GcArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +223,7 @@ pub fn main() -> ExitCode {
         Command::Stats(args) => stats::main(args),
         Command::Mcp(args) => mcp::main(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Gc(args) => gc::main(args),
     }
 }
 
@@ -238,6 +243,7 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "stats",
         "mcp",
         "serve",
+        "gc",
         "help",
         "-h",
         "--help",
