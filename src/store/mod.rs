@@ -15,6 +15,7 @@
 pub mod dedup;
 pub mod evidence;
 mod failure;
+pub mod health;
 mod legacy;
 mod migrate;
 pub mod render;
@@ -364,13 +365,23 @@ pub struct AttemptRow {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be opened or created.
-    #[error("open the rule store {}", path.display())]
+    #[error("open the rule store {}: {source}", path.display())]
     Open {
         /// The database file.
         path: PathBuf,
         /// The cause.
         #[source]
         source: rusqlite::Error,
+    },
+    /// The file is not a readable database: not SQLite, cut short or corrupt.
+    #[error("{}", health::damaged_message(path, cause, backup.as_deref()))]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite (or the file's header) says is wrong.
+        cause: String,
+        /// The newest backup beside it, if any.
+        backup: Option<PathBuf>,
     },
     /// The database was written by a newer promptloop.
     #[error(
@@ -387,7 +398,7 @@ pub enum StoreError {
         known: i64,
     },
     /// A query failed.
-    #[error("use the rule store: {0}")]
+    #[error("use the rule store: {0}{hint}", hint = health::damage_hint(.0))]
     Sqlite(#[from] rusqlite::Error),
     /// Stored data could not be decoded.
     #[error("read the rule store: {0}")]

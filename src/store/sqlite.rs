@@ -37,10 +37,8 @@ impl SqliteStore {
     /// Opens (creating, with parent directories) the database at `path` and brings its
     /// schema up to date. A database from a newer promptloop is refused untouched.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
+        // A file that is not a database, or is corrupt, says so (see `health`).
+        let open_err = |source| super::health::open_error(path, source);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
@@ -59,13 +57,20 @@ impl SqliteStore {
                 known: migrate::latest(),
             });
         }
+        super::health::check_length(path, &conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        if found > 0 && found < migrate::latest() {
+            super::health::backup_before_migration(&conn, path, found).map_err(open_err)?;
+        }
         let from = migrate::migrate(&mut conn).map_err(open_err)?;
+        if from > 0 {
+            super::health::refresh_backup(&conn, path);
+        }
         Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
