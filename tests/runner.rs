@@ -26,4 +26,5 @@ mod rules_targets;
 mod serve;
 mod serve_browser;
 mod store;
+mod store_repair;
 mod teachers;

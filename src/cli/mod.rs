@@ -16,6 +16,7 @@ mod report;
 mod rules;
 mod serve;
 mod stats;
+mod store;
 mod teachers;
 mod validate;
 
@@ -124,6 +125,9 @@ enum Command {
     /// Prune old runs' snapshot refs and record folders (never `git gc`).
     #[command(after_help = gc::AFTER_HELP)]
     Gc(gc::GcArgs),
+    /// The store's file: check it; repair or reset a damaged one (moved aside, never deleted).
+    #[command(subcommand, after_help = store::AFTER_HELP)]
+    Store(store::StoreCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +228,7 @@ pub fn main() -> ExitCode {
         Command::Mcp(args) => mcp::main(args),
         Command::Serve(args) => serve::serve(args),
         Command::Gc(args) => gc::main(args),
+        Command::Store(command) => store::main(command),
     }
 }
 
@@ -244,6 +249,7 @@ fn with_legacy_run(mut args: Vec<OsString>) -> Vec<OsString> {
         "mcp",
         "serve",
         "gc",
+        "store",
         "help",
         "-h",
         "--help",

@@ -1,0 +1,244 @@
+//! `promptloop store check | repair | reset`: a store that cannot be read.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::{EXIT_FAILED, EXIT_USAGE, Failure, finish, project_dir};
+use crate::settings;
+use crate::store::health::{self, CheckReport, FixError, Verdict};
+
+pub(crate) const AFTER_HELP: &str = "\
+The store is .promptloop/promptloop.db in the project (--global: the user's store of global
+rules, $XDG_DATA_HOME/promptloop/promptloop.db). Backups beside it: promptloop.db.bak,
+refreshed when the store is opened and the backup is more than a day old, and
+promptloop.db.v<N>.bak, taken before a migration from schema version N.
+
+repair and reset move the file aside (promptloop.db.damaged-<time>, .reset-<time>, with its
+-wal and -shm files) and never delete it. repair copies every row SQLite can still read
+into a new store, then the rows of the newest backup that it lacks; rows on damaged pages
+that the backup does not have are lost. A store written by a newer promptloop is left as it
+is. Stop other promptloop processes of the project first.
+
+Examples:
+  promptloop store check
+  promptloop store repair -d ~/src/app
+  promptloop store reset --global --force";
+
+/// `promptloop store …`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Check the store: header, integrity, schema version, counts, backups (exit 1 when
+    /// damaged or newer than this promptloop).
+    Check(Target),
+    /// Move a damaged store aside and recover what can be read (and what the backup has)
+    /// into a new one.
+    Repair(FixArgs),
+    /// Move the store aside and start an empty one.
+    Reset(FixArgs),
+}
+
+/// Which store.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The project whose store it is.
+    #[arg(short = 'd', long, value_name = "DIR", default_value = ".")]
+    project_dir: PathBuf,
+    /// The user's store of global rules instead of the project's.
+    #[arg(long)]
+    global: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `repair` and `reset`.
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Go ahead even though the store is healthy.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Runs `promptloop store …`.
+pub fn main(command: StoreCommand) -> ExitCode {
+    finish(match command {
+        StoreCommand::Check(t) => check(&t),
+        StoreCommand::Repair(a) => repair(&a),
+        StoreCommand::Reset(a) => reset(&a),
+    })
+}
+
+fn db_path(t: &Target) -> Result<PathBuf, Failure> {
+    if t.global {
+        return crate::store::user_db_path(&settings::process_env).ok_or_else(|| {
+            Failure::usage("find the user's store: neither XDG_DATA_HOME nor HOME is set")
+        });
+    }
+    Ok(crate::store::project_db_path(&project_dir(&t.project_dir)?))
+}
+
+fn check(t: &Target) -> Result<u8, Failure> {
+    let path = db_path(t)?;
+    let report = health::check(&path);
+    let mut out = std::io::stdout().lock();
+    if t.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&report).unwrap_or_default()
+        );
+    } else {
+        print_check(&mut out, &report);
+    }
+    Ok(match report.verdict {
+        Verdict::Healthy | Verdict::Missing => 0,
+        Verdict::Damaged | Verdict::NewerSchema => EXIT_FAILED,
+    })
+}
+
+fn print_check(out: &mut impl Write, r: &CheckReport) {
+    let verdict = match r.verdict {
+        Verdict::Healthy => "healthy",
+        Verdict::Missing => "missing (the first run or learned rule creates it)",
+        Verdict::Damaged => "DAMAGED",
+        Verdict::NewerSchema => "written by a newer promptloop (left untouched; upgrade)",
+    };
+    let _ = writeln!(out, "store: {}", r.path.display());
+    let _ = writeln!(out, "state: {verdict}");
+    if let Some(bytes) = r.bytes {
+        let _ = writeln!(out, "size: {bytes} bytes");
+    }
+    if let Some(v) = r.schema_version {
+        let _ = writeln!(
+            out,
+            "schema version: {v} (this promptloop knows {})",
+            r.known_version
+        );
+    }
+    for p in &r.problems {
+        let _ = writeln!(out, "problem: {p}");
+    }
+    if !r.counts.is_empty() {
+        let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(out, "rows: {}", counts.join(", "));
+    }
+    if r.backups.is_empty() {
+        let _ = writeln!(out, "backups: none");
+    }
+    for b in &r.backups {
+        let _ = writeln!(
+            out,
+            "backup: {} ({} bytes, {})",
+            b.path.display(),
+            b.bytes,
+            b.modified.as_deref().unwrap_or("time unknown")
+        );
+    }
+    if r.verdict == Verdict::Damaged {
+        let _ = writeln!(
+            out,
+            "`promptloop store repair` moves it aside and recovers what can be read; \
+             `promptloop store reset` moves it aside and starts empty"
+        );
+    }
+}
+
+fn fix_failure(e: FixError) -> Failure {
+    let code = match e {
+        FixError::Healthy(_) | FixError::Missing(_) => EXIT_USAGE,
+        _ => EXIT_FAILED,
+    };
+    Failure {
+        message: e.to_string(),
+        code,
+    }
+}
+
+fn repair(a: &FixArgs) -> Result<u8, Failure> {
+    let path = db_path(&a.target)?;
+    let report = health::repair(&path, a.force).map_err(fix_failure)?;
+    let mut out = std::io::stdout().lock();
+    if a.target.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&report).unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    let _ = writeln!(
+        out,
+        "moved the damaged store to {}",
+        report.moved_to.display()
+    );
+    for p in &report.problems {
+        let _ = writeln!(out, "it had: {p}");
+    }
+    if let Some(why) = &report.unreadable {
+        let how = if report.schema_restored {
+            "read what survives through a copy with a new store's schema pages"
+        } else {
+            "nothing could be read from it"
+        };
+        let _ = writeln!(out, "it cannot be opened as it is ({why}); {how}");
+    }
+    match &report.backup {
+        Some(b) => {
+            let _ = writeln!(out, "added the rows it lacked from {}", b.display());
+        }
+        None => {
+            let _ = writeln!(out, "no readable backup to add from");
+        }
+    }
+    for t in report
+        .tables
+        .iter()
+        .filter(|t| t.from_damaged + t.from_backup + t.read_errors > 0)
+    {
+        let _ = writeln!(
+            out,
+            "  {}: {} rows recovered, {} from the backup{}",
+            t.table,
+            t.from_damaged,
+            t.from_backup,
+            match (&t.first_error, t.read_errors) {
+                (Some(e), n) => format!("; {n} unreadable stretch(es) skipped ({e})"),
+                _ => String::new(),
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "new store: {} (integrity check: {}); rows on damaged pages that the backup did not \
+         have are lost, the old file is kept",
+        report.path.display(),
+        report.integrity
+    );
+    Ok(0)
+}
+
+fn reset(a: &FixArgs) -> Result<u8, Failure> {
+    let path = db_path(&a.target)?;
+    let report = health::reset(&path, a.force).map_err(fix_failure)?;
+    let mut out = std::io::stdout().lock();
+    if a.target.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&report).unwrap_or_default()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "moved the store to {}; {} is a new, empty store",
+            report.moved_to.display(),
+            report.path.display()
+        );
+    }
+    Ok(0)
+}
