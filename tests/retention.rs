@@ -347,3 +347,44 @@ fn gc_prints_what_it_removed_and_creates_nothing_without_a_record() {
         .expect("help");
     assert!(String::from_utf8_lossy(&help.stdout).contains("does not run `git gc`"));
 }
+
+#[test]
+fn a_run_prunes_by_the_retention_settings_when_it_ends_and_auto_false_keeps_everything() {
+    let p = busy_project();
+    let synthetic = synthetic_ids(10);
+    synthesise(&p, &synthetic);
+    let repo_before = p.state();
+    let evs = real_run(
+        &p,
+        "teacher:\n  mode: offline\nretention:\n  keep_runs: 4\n  keep_days: 0\n",
+        &[],
+    );
+    let this_run = of_type(&evs, "run.started")[0]["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_string();
+    let pruned = of_type(&evs, "runs.pruned");
+    assert_eq!(pruned.len(), 1, "{evs:#?}");
+    assert_eq!(pruned[0]["runs"], 7);
+    let mut expected: BTreeSet<String> = synthetic[7..].iter().cloned().collect();
+    expected.insert(this_run);
+    assert_eq!(runs_with_refs(&p), expected);
+    assert_eq!(runs_with_folders(&p), expected);
+    assert_eq!(
+        store_content(&p).1,
+        11,
+        "the store keeps every run's history"
+    );
+    repo_before.assert_same_except(&p.state(), &[]);
+
+    let q = busy_project();
+    let synthetic = synthetic_ids(10);
+    synthesise(&q, &synthetic);
+    let evs = real_run(
+        &q,
+        "teacher:\n  mode: offline\nretention:\n  auto: false\n  keep_runs: 4\n  keep_days: 0\n",
+        &[],
+    );
+    assert!(of_type(&evs, "runs.pruned").is_empty(), "{evs:#?}");
+    assert_eq!(runs_with_refs(&q).len(), 11);
+}

@@ -1,13 +1,15 @@
 //! `promptloop gc`: prune old runs' snapshot refs and record folders.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
 
-use super::{EXIT_FAILED, Failure, finish, open_repo, project_dir};
-use crate::retention::{self, DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Options, Policy, Report};
+use super::{EXIT_FAILED, Failure, finish, load_settings, open_repo, project_dir};
+use crate::git::Repo;
+use crate::retention::{self, Options, Policy, Report};
+use crate::settings::RetentionSettings;
 use crate::store::RuleStore;
 
 pub(crate) const AFTER_HELP: &str = "\
@@ -15,8 +17,10 @@ Removes only refs under refs/promptloop/runs/ and folders under .promptloop/runs
 the failures and the run history in the store stay. A run with a failure still pending keeps
 its snapshots (for `promptloop learn`), and so does a run that may still be running.
 
-Without --keep-runs and --keep-days: the last 100 runs or 30 days, whichever keeps more. With
-one of them, only that one applies; with both, a run is kept if either keeps it.
+Without --keep-runs and --keep-days: the config's retention.keep_runs and retention.keep_days
+(default: the last 100 runs or 30 days, whichever keeps more). With one of them, only that one
+applies; with both, a run is kept if either keeps it. With `retention.auto: true` (the default)
+every `promptloop run` prunes this way when it ends.
 
 promptloop does not run `git gc` (it is your repository): the snapshots' objects become
 unreachable and git's own gc frees them once they expire (gc.pruneExpire, two weeks by
@@ -49,6 +53,9 @@ pub struct GcArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// The config file whose retention section gives the defaults.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// Runs `promptloop gc`.
@@ -60,10 +67,7 @@ fn gc(args: GcArgs) -> Result<u8, Failure> {
     let dir = project_dir(&args.project_dir)?;
     let repo = open_repo(&dir)?;
     let policy = match (args.keep_runs, args.keep_days) {
-        (None, None) => Policy {
-            keep_runs: Some(DEFAULT_KEEP_RUNS),
-            keep_days: Some(DEFAULT_KEEP_DAYS),
-        },
+        (None, None) => policy(&load_settings(args.config.as_deref())?.settings.retention),
         (keep_runs, keep_days) => Policy {
             keep_runs,
             keep_days,
@@ -113,6 +117,58 @@ fn gc(args: GcArgs) -> Result<u8, Failure> {
     } else {
         EXIT_FAILED
     })
+}
+
+/// The policy the `retention:` settings describe (`keep_days: 0`: by count only).
+fn policy(settings: &RetentionSettings) -> Policy {
+    Policy {
+        keep_runs: Some(settings.keep_runs),
+        keep_days: (settings.keep_days > 0).then_some(settings.keep_days),
+    }
+}
+
+/// `retention.auto`: prunes old runs when a run ends. Never fails the run: what it could not
+/// do is a warning, and a store that cannot be read prunes nothing.
+pub(super) fn after_run(project_dir: &Path, repo: &Repo, settings: &RetentionSettings, json: bool) {
+    if !settings.auto {
+        return;
+    }
+    let store = match crate::store::open_project(project_dir) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::warn!("retention skipped: {e}");
+            return;
+        }
+    };
+    let options = Options {
+        dry_run: false,
+        unrecorded: false,
+    };
+    match retention::prune(project_dir, repo, Some(&store), &policy(settings), &options) {
+        Ok(report) => {
+            for error in &report.errors {
+                eprintln!("warning: retention: {error}");
+            }
+            if report.pruned.is_empty() {
+                return;
+            }
+            tracing::info!(runs = report.pruned.len(), "pruned old runs' snapshots");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"type": "runs.pruned", "runs": report.pruned.len(),
+                        "keep_runs": settings.keep_runs, "keep_days": settings.keep_days})
+                );
+            } else {
+                eprintln!(
+                    "pruned the snapshots and folders of {} old run{} (retention; `promptloop gc --help`)",
+                    report.pruned.len(),
+                    if report.pruned.len() == 1 { "" } else { "s" }
+                );
+            }
+        }
+        Err(e) => eprintln!("warning: retention: prune old runs: {e}"),
+    }
 }
 
 fn print_human(out: &mut impl Write, report: &Report) {

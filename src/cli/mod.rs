@@ -490,6 +490,9 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
     {
         validate::after_run(&project_dir, loaded, &summary.run_id, budget, json);
     }
+    if summary.outcome != RunOutcome::Interrupted {
+        gc::after_run(&project_dir, &repo, &settings.retention, json);
+    }
     Ok(match summary.outcome {
         RunOutcome::Passed => 0,
         RunOutcome::Failed | RunOutcome::Error => EXIT_FAILED,

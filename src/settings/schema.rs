@@ -63,6 +63,9 @@ pub struct Settings {
     /// What never leaves the machine.
     #[serde(deserialize_with = "null_as_default")]
     pub redaction: RedactionSettings,
+    /// How long old runs keep their snapshot refs and record folders.
+    #[serde(deserialize_with = "null_as_default")]
+    pub retention: RetentionSettings,
 }
 
 impl Default for Settings {
@@ -83,6 +86,7 @@ impl Default for Settings {
             rules: RulesSettings::default(),
             logging: LoggingSettings::default(),
             redaction: RedactionSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -451,6 +455,29 @@ impl Default for RulesBudget {
     }
 }
 
+/// `retention:` — old runs' snapshot refs (`refs/promptloop/runs/`) and folders
+/// (`.promptloop/runs/`); the store's rules, failures and history always stay.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// Prune at the end of every run (what `promptloop gc` does with these numbers).
+    pub auto: bool,
+    /// Keep the last this many runs (1..=1000000).
+    pub keep_runs: u32,
+    /// Keep the runs of the last this many days, whichever keeps more; 0: by count only.
+    pub keep_days: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            auto: true,
+            keep_runs: 100,
+            keep_days: 30,
+        }
+    }
+}
+
 /// `logging:` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -531,6 +558,30 @@ mod tests {
         for kind in KNOWN_FAILURE_TYPES.iter().filter(|k| **k != "test_failure") {
             assert_eq!(s.failure_prompts[*kind], format!("{kind}_system"));
         }
+    }
+
+    #[test]
+    fn retention_keys_load_with_their_defaults_and_ranges() {
+        let d = Settings::default().retention;
+        assert!(d.auto);
+        assert_eq!((d.keep_runs, d.keep_days), (100, 30));
+        let (s, warnings) = from_yaml_str(
+            "retention:\n  auto: false\n  keep_runs: 20\n  keep_days: 0\n",
+            Path::new("c.yaml"),
+            &|_| None,
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            s.retention,
+            RetentionSettings {
+                auto: false,
+                keep_runs: 20,
+                keep_days: 0
+            }
+        );
+        let err = parse_err("retention:\n  keep_runs: 0\n");
+        assert!(err.to_string().contains("retention.keep_runs"), "{err}");
     }
 
     #[test]

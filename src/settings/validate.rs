@@ -98,6 +98,14 @@ impl Settings {
                 check_range(self.learning.validate_budget, 2, 200),
             ),
             (
+                "retention.keep_runs",
+                check_range(self.retention.keep_runs, 1, 1_000_000),
+            ),
+            (
+                "retention.keep_days",
+                check_range(self.retention.keep_days, 0, 36_500),
+            ),
+            (
                 "rules.unproven_max_age_days",
                 check_range(self.rules.unproven_max_age_days, 0, 36_500),
             ),
