@@ -195,10 +195,22 @@ fn repair(a: &FixArgs) -> Result<u8, Failure> {
             let _ = writeln!(out, "no readable backup to add from");
         }
     }
+    let recovered: u64 = report
+        .tables
+        .iter()
+        .map(|t| t.from_damaged + t.from_backup)
+        .sum();
+    if recovered == 0 {
+        let _ = writeln!(
+            out,
+            "no rows could be recovered (none of its {} tables was readable)",
+            report.tables.len()
+        );
+    }
     for t in report
         .tables
         .iter()
-        .filter(|t| t.from_damaged + t.from_backup + t.read_errors > 0)
+        .filter(|t| recovered > 0 && t.from_damaged + t.from_backup + t.read_errors > 0)
     {
         let _ = writeln!(
             out,
