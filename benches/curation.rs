@@ -18,9 +18,15 @@ fn main() {
     let errors = std::env::args().any(|a| a == "--errors");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sets = [
-        ("held-out (never tuned on)", "tests/fixtures/curation/heldout.jsonl"),
+        (
+            "held-out (never tuned on)",
+            "tests/fixtures/curation/heldout.jsonl",
+        ),
         ("dev (tuned on)", "tests/fixtures/curation/dev.jsonl"),
-        ("older pairs (extra check)", "tests/fixtures/dedup_pairs.jsonl"),
+        (
+            "older pairs (extra check)",
+            "tests/fixtures/dedup_pairs.jsonl",
+        ),
     ];
     println!("promptloop curation: merge and conflict detection on labelled rule pairs\n");
     for (title, file) in sets {
@@ -42,6 +48,15 @@ fn main() {
         print!("{}", confusion.table(&format!("{title}: {file}")));
         let asymmetric = scored.iter().filter(|s| s.reverse.is_some()).count();
         println!("  verdicts that change when the pair is swapped: {asymmetric}");
+        let t = Thresholds::default();
+        let unreached = scored
+            .iter()
+            .filter(|s| s.correct() && s.pair.label != "different" && s.reach < t.lookup)
+            .count();
+        println!(
+            "  right merges or conflicts the store's lookup (bound {}) misses from one side: {unreached}",
+            t.lookup
+        );
         let by_kind = eval::by(&scored, |p| format!("{}/{}", p.label, p.kind));
         let kinds: Vec<String> = by_kind
             .iter()

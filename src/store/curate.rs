@@ -154,6 +154,7 @@ impl<'a> Curator<'a> {
                     status_before: None,
                     status_after: *status,
                     text_before: None,
+                    merged: None,
                 }],
             ),
             LearnOutcome::Merged { id, .. } => (format!("learned {id} again"), Vec::new()),
@@ -215,6 +216,39 @@ impl<'a> Curator<'a> {
         let reason = format!("edited {}", change.rule_id);
         let files = self.sync_all(&reason, std::slice::from_ref(&change))?;
         Ok((change, files))
+    }
+
+    /// Logs store changes that changed no file (so `rules undo` can still take them back):
+    /// an entry whose body before and after is the section as it is. `false` when the file
+    /// has no section to log against.
+    pub fn log_unchanged(
+        &self,
+        target: &Target,
+        reason: &str,
+        changes: &[StoreChange],
+    ) -> Result<bool, CurateError> {
+        let snap = file::read_section(&target.path)?;
+        let Some(body) = snap.body else {
+            return Ok(false);
+        };
+        let shown = render::parse_body(&body)
+            .entries
+            .into_iter()
+            .filter_map(|e| e.id)
+            .collect();
+        self.store.log_file_change(&FileChange {
+            seq: 0,
+            target: target.key.clone(),
+            at: now(),
+            reason: reason.to_string(),
+            old_body: Some(body.clone()),
+            new_body: body,
+            shown,
+            hidden: 0,
+            store_changes: changes.to_vec(),
+            undone_by: None,
+        })?;
+        Ok(true)
     }
 
     /// Renders one target from the store, folding a hand edit of its section in first.
@@ -382,6 +416,7 @@ impl<'a> Curator<'a> {
                                 status_before: None,
                                 status_after: *status,
                                 text_before: None,
+                                merged: None,
                             });
                         }
                         LearnOutcome::Merged { id, .. } => {
@@ -460,6 +495,9 @@ impl<'a> Curator<'a> {
         }
         let mut reverted = Vec::new();
         for change in last.store_changes.iter().rev() {
+            if change.merged.is_some() {
+                reverted.push(self.store.revert_merge(change)?);
+            }
             if let Some(text) = &change.text_before {
                 let back = self.store.edit(
                     &change.rule_id,

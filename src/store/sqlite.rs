@@ -15,8 +15,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 
 use super::dedup::{self, Analysis, Judge, Relation, Thresholds, Verdict};
 use super::{
-    AttemptRow, FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore,
-    RunRow, Scope, Status, StoreChange, StoreError, StoredRule, migrate, now,
+    AttemptRow, FileChange, LearnOutcome, MergeChange, NewRule, Provenance, RuleEdit, RuleFilter,
+    RuleStore, RunRow, Scope, Status, StoreChange, StoreError, StoredRule, migrate, now,
 };
 use crate::record::StoredFailure;
 use crate::rules::format::{Rule, one_line};
@@ -44,6 +44,9 @@ pub struct Candidate {
     /// Its rule text.
     pub text: String,
 }
+
+/// Terms in more rules than this are not looked up (see [`SqliteStore::candidates`]).
+pub const LOOKUP_POSTINGS: u64 = 1000;
 
 /// Judge calls per insert when none is configured.
 pub const DEFAULT_JUDGE_CALLS: usize = 3;
@@ -129,6 +132,21 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Holds `id` for review as contradicting `with` (`rules dedup --apply`): it becomes
+    /// proposed, with a note and `conflicts_with`; the change, for the log and undo.
+    pub fn flag_conflict(&self, id: &str, with: &str) -> Result<StoreChange, StoreError> {
+        let theirs: String =
+            self.conn
+                .query_row("SELECT rule FROM rules WHERE id = ?1", [with], |r| r.get(0))?;
+        let note = format!("contradicts {with} (\"{theirs}\"); approve one, reject the other");
+        let change = self.set_status(id, Status::Proposed, Some(&note))?;
+        self.conn.execute(
+            "UPDATE rules SET conflicts_with = ?2 WHERE id = ?1",
+            params![change.rule_id, with],
+        )?;
+        Ok(change)
+    }
+
     /// Sets how many judge calls one insert may make (`rules.dedup_judge_calls`).
     pub fn set_judge_calls(&mut self, calls: usize) {
         self.judge_calls = calls;
@@ -201,7 +219,9 @@ impl SqliteStore {
     fn docs(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .query_row("SELECT COALESCE(MAX(rowid), 0) FROM rules", [], |r| r.get(0))?;
+            .query_row("SELECT COALESCE(MAX(rowid), 0) FROM rules", [], |r| {
+                r.get(0)
+            })?;
         Ok(n.max(0) as u64)
     }
 
@@ -243,27 +263,52 @@ impl SqliteStore {
             .terms
             .iter()
             .map(|t| {
-                let w = dedup::term_weight(t, dedup::idf(docs, df[t.text.as_str()].max(1)), &self.thresholds);
+                let w = dedup::term_weight(
+                    t,
+                    dedup::idf(docs, df[t.text.as_str()].max(1)),
+                    &self.thresholds,
+                );
                 (w, t.text.as_str())
             })
             .collect();
         by_weight.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(y.1)));
-        let weights: Vec<f64> = by_weight.iter().map(|(w, _)| *w).collect();
-        let total: f64 = weights.iter().sum();
-        let probe = dedup::probe_len(&weights, bound);
-        // Beyond the prefix, terms with short postings are probed too: what a candidate
-        // shares of them is then known, which tightens the bound it must reach.
-        let short = (docs / 100).max(64);
-        let mut probed = probe;
-        while probed < by_weight.len() && df[by_weight[probed].1] <= short {
-            probed += 1;
+        let total: f64 = by_weight.iter().map(|(w, _)| *w).sum();
+        // Terms in more than LOOKUP_POSTINGS rules are not looked up (their weight is low;
+        // their postings are long): the lookup is complete for rules that share `bound` of
+        // the weight of this rule's other terms.
+        let mut rare: Vec<(f64, &str)> = by_weight
+            .iter()
+            .copied()
+            .filter(|(_, t)| df[*t] <= LOOKUP_POSTINGS)
+            .collect();
+        // A rule made mostly of common terms looks up its rarest ones too, until they carry
+        // half its weight (longer postings, but such rules are few).
+        let mut common: Vec<(f64, &str)> = by_weight
+            .iter()
+            .copied()
+            .filter(|(_, t)| df[*t] > LOOKUP_POSTINGS)
+            .collect();
+        common.sort_by_key(|(_, t)| df[*t]);
+        let mut common = common.into_iter();
+        while rare.iter().map(|(w, _)| w).sum::<f64>() < total / 2.0 {
+            match common.next() {
+                Some(x) => rare.push(x),
+                None => break,
+            }
         }
-        let unprobed: f64 = weights[probed..].iter().sum();
+        rare.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(y.1)));
+        let rare_weights: Vec<f64> = rare.iter().map(|(w, _)| *w).collect();
+        let rare_total: f64 = rare_weights.iter().sum();
+        // Probe until what is left out weighs under half the bound: a candidate must then
+        // share at least half the bound in probed terms, which the many rules that share one
+        // word with this one do not.
+        let probed = dedup::probe_len(&rare_weights, bound / 2.0);
+        let unprobed: f64 = rare_weights[probed..].iter().sum();
         let mut shared: HashMap<String, f64> = HashMap::new();
         let mut post = self
             .conn
             .prepare_cached("SELECT rule_id FROM rule_tokens WHERE token = ?1")?;
-        for (w, token) in by_weight.iter().take(probed) {
+        for (w, token) in rare.iter().take(probed) {
             if df[*token] == 0 {
                 continue;
             }
@@ -271,13 +316,16 @@ impl SqliteStore {
                 *shared.entry(id?).or_default() += w;
             }
         }
+        let need_rare = bound * rare_total - 1e-9;
         let need = bound * total - 1e-9;
         let ids: Vec<String> = shared
             .into_iter()
-            .filter(|(_, s)| s + unprobed >= need)
+            .filter(|(_, s)| s + unprobed >= need_rare)
             .map(|(id, _)| id)
             .collect();
-        // Read in batches: one statement per 200 candidates, compact stored analyses.
+        let mine: HashMap<&str, f64> = by_weight.iter().map(|(w, t)| (*t, *w)).collect();
+        // Read in batches: one statement per 200 candidates, compact stored analyses; keep
+        // those whose exact overlap with this rule reaches the bound.
         let mut out = Vec::new();
         for chunk in ids.chunks(200) {
             let marks = vec!["?"; chunk.len()].join(", ");
@@ -294,6 +342,12 @@ impl SqliteStore {
             })?;
             for row in rows {
                 let (id, status, features, text) = row?;
+                let overlap: f64 = Analysis::tokens_of(&features)
+                    .filter_map(|t| mine.get(t))
+                    .sum();
+                if overlap < need {
+                    continue;
+                }
                 let analysis = Analysis::decode(&features)
                     .ok_or_else(|| StoreError::Corrupt(format!("analysis of {id}")))?;
                 out.push(Candidate {
@@ -322,7 +376,12 @@ impl SqliteStore {
         judge: Option<&dyn Judge>,
     ) -> Result<Vec<(Candidate, Verdict)>, StoreError> {
         let mut df = HashMap::new();
-        let found = self.candidates(a, self.thresholds.min, &mut df)?;
+        let bound = if judge.is_some() {
+            self.thresholds.unsure
+        } else {
+            self.thresholds.lookup
+        };
+        let found = self.candidates(a, bound, &mut df)?;
         let docs = self.docs()?;
         let rarity = |token: &str| dedup::idf(docs, df.get(token).copied().unwrap_or(0).max(1));
         let mut out: Vec<(Candidate, Verdict)> = found
@@ -472,6 +531,44 @@ impl SqliteStore {
             ],
         )?;
         Ok(())
+    }
+
+    /// Adds `gone`'s counts, provenance and targets to `kept` (inside the caller's
+    /// transaction).
+    fn add_merge(&self, kept: &StoredRule, gone: &StoredRule) -> Result<MergeChange, StoreError> {
+        let provenance_from: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(seq), -1) + 1 FROM provenance WHERE rule_id = ?1",
+            [&kept.id],
+            |r| r.get(0),
+        )?;
+        for p in &gone.provenance {
+            self.add_provenance(&kept.id, p)?;
+        }
+        let counts = [gone.times_learned, gone.recurrences, gone.times_validated];
+        let last = kept
+            .last_learned_at
+            .clone()
+            .max(gone.last_learned_at.clone());
+        self.conn.execute(
+            "UPDATE rules SET times_learned = times_learned + ?2, recurrences = recurrences + ?3,
+                 times_validated = times_validated + ?4, last_learned_at = ?5, updated_at = ?6
+             WHERE id = ?1",
+            params![kept.id, counts[0], counts[1], counts[2], last, now()],
+        )?;
+        let targets_added: Vec<String> = gone
+            .targets
+            .iter()
+            .filter(|t| !kept.targets.contains(t))
+            .cloned()
+            .collect();
+        self.add_targets(&kept.id, &targets_added)?;
+        Ok(MergeChange {
+            absorbed: gone.id.clone(),
+            counts,
+            provenance_from,
+            targets_added,
+            undone: false,
+        })
     }
 
     /// Resolves an id or a unique prefix (`7f3a`, `r-7f3a`).
@@ -838,6 +935,7 @@ impl RuleStore for SqliteStore {
             status_before: Some(before),
             status_after: status,
             text_before: None,
+            merged: None,
         })
     }
 
@@ -893,6 +991,7 @@ impl RuleStore for SqliteStore {
             status_before: Some(current.status),
             status_after: current.status,
             text_before: Some(current.rule),
+            merged: None,
         })
     }
 
@@ -1232,6 +1331,76 @@ impl RuleStore for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn merge_rules(&self, keep: &str, absorb: &str) -> Result<Vec<StoreChange>, StoreError> {
+        let keep = self.resolve(keep)?;
+        let absorb = self.resolve(absorb)?;
+        if keep == absorb {
+            return Err(StoreError::Invalid(format!("merge {keep} into itself")));
+        }
+        let tx = self.write_tx()?;
+        let kept = self.load(&keep)?;
+        let gone = self.load(&absorb)?;
+        let merge = self.add_merge(&kept, &gone)?;
+        let note = format!("merged into {keep} (promptloop rules dedup)");
+        let retired = self.set_status(&absorb, Status::Retired, Some(&note))?;
+        tx.commit()?;
+        Ok(vec![
+            StoreChange {
+                rule_id: keep,
+                status_before: Some(kept.status),
+                status_after: kept.status,
+                text_before: None,
+                merged: Some(merge),
+            },
+            retired,
+        ])
+    }
+
+    fn revert_merge(&self, change: &StoreChange) -> Result<StoreChange, StoreError> {
+        let Some(m) = &change.merged else {
+            return Err(StoreError::Invalid(format!(
+                "undo a merge into {}: the change records none",
+                change.rule_id
+            )));
+        };
+        let tx = self.write_tx()?;
+        let kept = self.load(&change.rule_id)?;
+        let merge = if m.undone {
+            let gone = self.load(&m.absorbed)?;
+            self.add_merge(&kept, &gone)?
+        } else {
+            self.conn.execute(
+                "DELETE FROM provenance WHERE rule_id = ?1 AND seq >= ?2",
+                params![kept.id, m.provenance_from],
+            )?;
+            self.conn.execute(
+                "UPDATE rules SET times_learned = MAX(times_learned - ?2, 1),
+                     recurrences = MAX(recurrences - ?3, 0),
+                     times_validated = MAX(times_validated - ?4, 0), updated_at = ?5
+                 WHERE id = ?1",
+                params![kept.id, m.counts[0], m.counts[1], m.counts[2], now()],
+            )?;
+            for t in &m.targets_added {
+                self.conn.execute(
+                    "DELETE FROM rule_targets WHERE rule_id = ?1 AND target = ?2",
+                    params![kept.id, t],
+                )?;
+            }
+            MergeChange {
+                undone: true,
+                ..m.clone()
+            }
+        };
+        tx.commit()?;
+        Ok(StoreChange {
+            rule_id: kept.id,
+            status_before: Some(kept.status),
+            status_after: kept.status,
+            text_before: None,
+            merged: Some(merge),
+        })
     }
 }
 

@@ -15,7 +15,7 @@
 //! 4. **Order.** "X before Y", "Before Y, X", "X first, then Y", "Y after X": the tokens of the
 //!    earlier step are marked *early*, those of the later one *late*.
 
-use super::lexicon::{self, COUNTABLE_UNITS, JOINED, NUMBER_WORDS, PHRASES, UNITS, lexicon};
+use super::lexicon::{self, COUNTABLE_UNITS, JOINED, NUMBER_WORDS, UNITS, lexicon};
 use super::{Analysis, Kind, Term};
 
 /// One lexical piece.
@@ -28,7 +28,11 @@ enum Piece {
     /// A plain word written as code (`let`, `print`): read like a word, never dropped.
     Code(String),
     /// A number, with its comparator (`<`, `<=`, `>`, `>=` or empty) and unit.
-    Num { cmp: String, num: String, unit: String },
+    Num {
+        cmp: String,
+        num: String,
+        unit: String,
+    },
     /// A `key=value` setting.
     Kv { key: String, val: String },
     /// A clause break.
@@ -38,7 +42,6 @@ enum Piece {
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
-
 
 fn is_operator(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| "=!<>/*+%&|^~-?.:$#@{}[]()".contains(c))
@@ -126,7 +129,10 @@ fn looks_like_identifier(raw: &str) -> bool {
 
 /// A number with an optional unit written onto it (`30s`, `512Mi`, `80%`, `3.11`, `v1.2.3`).
 fn parse_number(s: &str) -> Option<(String, String)> {
-    let s = s.strip_prefix('v').filter(|r| r.starts_with(|c: char| c.is_ascii_digit())).unwrap_or(s);
+    let s = s
+        .strip_prefix('v')
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or(s);
     let digits: String = s
         .chars()
         .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
@@ -161,7 +167,10 @@ fn clean_ident(raw: &str) -> String {
         .trim_start_matches(['@', '"', '\''])
         .trim_end_matches([',', ';', '.', ':', '"', '\'', ')', ']', '!', '?']);
     let s = s.strip_suffix("'s").unwrap_or(s);
-    let s = s.strip_prefix('.').filter(|r| !r.is_empty() && !r.starts_with('.')).unwrap_or(s);
+    let s = s
+        .strip_prefix('.')
+        .filter(|r| !r.is_empty() && !r.starts_with('.'))
+        .unwrap_or(s);
     s.to_string()
 }
 
@@ -178,7 +187,9 @@ fn pieces_of(chunk: &str, code: bool, out: &mut Vec<Piece>) {
     // A call `name(args)`: the name is code, the arguments are read too.
     if let Some(open) = trimmed.find('(')
         && open > 0
-        && trimmed[..open].chars().all(|c| is_word_char(c) || c == '.' || c == ':')
+        && trimmed[..open]
+            .chars()
+            .all(|c| is_word_char(c) || c == '.' || c == ':')
     {
         out.push(Piece::Ident(clean_ident(&trimmed[..open])));
         let inner = trimmed[open + 1..].trim_end_matches(')');
@@ -190,7 +201,10 @@ fn pieces_of(chunk: &str, code: bool, out: &mut Vec<Piece>) {
         return;
     }
     if is_operator(trimmed) {
-        if let Some((_, to)) = lexicon::RAW_SYNONYMS.iter().find(|(from, _)| *from == trimmed) {
+        if let Some((_, to)) = lexicon::RAW_SYNONYMS
+            .iter()
+            .find(|(from, _)| *from == trimmed)
+        {
             out.push(Piece::Code((*to).to_string()));
         } else if trimmed.len() <= 5 && trimmed != "." && trimmed != "-" && trimmed != "..." {
             out.push(Piece::Ident(trimmed.to_string()));
@@ -222,13 +236,21 @@ fn pieces_of(chunk: &str, code: bool, out: &mut Vec<Piece>) {
         let (name, bound) = trimmed.split_at(at);
         let value = bound.trim_start_matches(['<', '>', '=', '~', '!']);
         let is_bound = bound.starts_with('<') || bound.starts_with('>') || bound.starts_with("==");
-        if is_bound && parse_number(value).is_some() && name.chars().all(|c| is_word_char(c) || c == '-' || c == '.') {
+        if is_bound
+            && parse_number(value).is_some()
+            && name
+                .chars()
+                .all(|c| is_word_char(c) || c == '-' || c == '.')
+        {
             pieces_of(name, code, out);
             pieces_of(bound, true, out);
             return;
         }
         // `key=value`.
-        if bound.starts_with('=') && !bound.starts_with("==") && !value.trim_matches(['"', '\'']).is_empty() {
+        if bound.starts_with('=')
+            && !bound.starts_with("==")
+            && !value.trim_matches(['"', '\'']).is_empty()
+        {
             out.push(Piece::Kv {
                 key: clean_ident(name),
                 val: clean_ident(value),
@@ -245,10 +267,15 @@ fn pieces_of(chunk: &str, code: bool, out: &mut Vec<Piece>) {
         return;
     }
     // `es2020`, `python3`: a word with a version written onto it.
-    let letters: String = trimmed.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    let letters: String = trimmed
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
     if letters.len() >= 2 && letters.len() < trimmed.len() {
         let rest = &trimmed[letters.len()..];
-        if rest.chars().all(|c| c.is_ascii_digit() || c == '.') && rest.starts_with(|c: char| c.is_ascii_digit()) {
+        if rest.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && rest.starts_with(|c: char| c.is_ascii_digit())
+        {
             out.push(Piece::Word(letters.to_lowercase()));
             out.push(Piece::Num {
                 cmp: String::new(),
@@ -258,7 +285,12 @@ fn pieces_of(chunk: &str, code: bool, out: &mut Vec<Piece>) {
             return;
         }
     }
-    if trimmed.starts_with('#') && trimmed.len() > 1 && trimmed[1..].chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_') {
+    if trimmed.starts_with('#')
+        && trimmed.len() > 1
+        && trimmed[1..]
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    {
         out.push(Piece::Ident(trimmed.to_lowercase()));
         return;
     }
@@ -275,7 +307,10 @@ fn pieces_of(chunk: &str, code: bool, out: &mut Vec<Piece>) {
         || (code && trimmed.chars().any(|c| !c.is_alphanumeric()));
     if identifier {
         let ident = clean_ident(trimmed);
-        if let Some((_, to)) = lexicon::RAW_SYNONYMS.iter().find(|(from, _)| *from == ident) {
+        if let Some((_, to)) = lexicon::RAW_SYNONYMS
+            .iter()
+            .find(|(from, _)| *from == ident)
+        {
             out.push(Piece::Code((*to).to_string()));
         } else if !ident.is_empty() {
             out.push(Piece::Ident(ident));
@@ -283,7 +318,11 @@ fn pieces_of(chunk: &str, code: bool, out: &mut Vec<Piece>) {
         return;
     }
     if code {
-        out.push(Piece::Code(lower.trim_matches(|c: char| !c.is_alphanumeric()).to_string()));
+        out.push(Piece::Code(
+            lower
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .to_string(),
+        ));
         return;
     }
     if lower.contains('-') && !code {
@@ -330,7 +369,10 @@ fn lex(text: &str) -> Vec<Piece> {
     while i < list.len() {
         let (chunk, code) = &list[i];
         // `key = value` (also in prose: "codegen-units = 16") and YAML `key: value` in code.
-        let keyish = chunk.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)) && chunk.len() > 1;
+        let keyish = chunk
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_.".contains(c))
+            && chunk.len() > 1;
         if !*code
             && keyish
             && list.get(i + 1).is_some_and(|(n, _)| n == "=")
@@ -343,9 +385,7 @@ fn lex(text: &str) -> Vec<Piece> {
             i += 3;
             continue;
         }
-        if *code
-            && let Some((next, _)) = list.get(i + 1)
-        {
+        if *code && let Some((next, _)) = list.get(i + 1) {
             if next == "=" {
                 if let Some((value, _)) = list.get(i + 2) {
                     raw.push(Piece::Kv {
@@ -355,7 +395,11 @@ fn lex(text: &str) -> Vec<Piece> {
                     i += 3;
                     continue;
                 }
-            } else if chunk.ends_with(':') && chunk.len() > 1 && !next.ends_with(':') && !clean_ident(next).is_empty() {
+            } else if chunk.ends_with(':')
+                && chunk.len() > 1
+                && !next.ends_with(':')
+                && !clean_ident(next).is_empty()
+            {
                 raw.push(Piece::Kv {
                     key: clean_ident(chunk),
                     val: clean_ident(next),
@@ -372,7 +416,11 @@ fn lex(text: &str) -> Vec<Piece> {
     for p in raw {
         match p {
             Piece::Word(w) if w.contains(' ') => {
-                out.extend(w.split(' ').filter(|s| !s.is_empty()).map(|s| Piece::Word(s.into())));
+                out.extend(
+                    w.split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Piece::Word(s.into())),
+                );
             }
             other => out.push(other),
         }
@@ -387,33 +435,52 @@ fn word_at(pieces: &[Piece], i: usize) -> Option<&str> {
     }
 }
 
-/// Whether a written word matches a phrase's word: as written, or by stem for longer words
-/// ("looking it up" matches "look it up").
-fn phrase_word(written: &str, wanted: &str) -> bool {
-    written == wanted || (wanted.len() > 3 && lexicon::stem(written) == lexicon::stem(wanted))
-}
-
 /// Folds multi-word phrases, number words, units and comparators.
 fn normalise(pieces: Vec<Piece>) -> Vec<Piece> {
-    let mut phrases: Vec<&(&[&str], &[&str])> = PHRASES.iter().collect();
-    phrases.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+    let lx = lexicon();
+    // Each word's stem, computed once: a phrase word matches as written, or by stem for
+    // longer words ("looking it up" matches "look it up").
+    let stems: Vec<Option<String>> = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Word(w) if w.len() > 3 => Some(lexicon::stem(w)),
+            _ => None,
+        })
+        .collect();
+    let matches_at = |k: usize, wanted: &str, wanted_stem: &str| match (
+        word_at(&pieces, k),
+        &stems[k.min(stems.len() - 1)],
+    ) {
+        (Some(w), stem) => {
+            w == wanted || (!wanted_stem.is_empty() && stem.as_deref() == Some(wanted_stem))
+        }
+        _ => false,
+    };
     let mut out: Vec<Piece> = Vec::with_capacity(pieces.len());
     let mut i = 0;
     'outer: while i < pieces.len() {
-        for (from, to) in &phrases {
-            let matches = (0..from.len())
-                .all(|k| word_at(&pieces, i + k).is_some_and(|w| phrase_word(w, from[k])));
-            if matches {
-                out.extend(to.iter().map(|w| Piece::Word((*w).to_string())));
-                i += from.len();
-                continue 'outer;
+        if let Some(w) = word_at(&pieces, i) {
+            let by_word = lx.phrases.get(w);
+            let by_stem = stems[i].as_ref().and_then(|s| lx.phrases.get(s));
+            for list in [by_word, by_stem].into_iter().flatten() {
+                for (from, from_stems, to) in list {
+                    if i + from.len() <= pieces.len()
+                        && (0..from.len()).all(|k| matches_at(i + k, from[k], &from_stems[k]))
+                    {
+                        out.extend(to.iter().map(|w| Piece::Word((*w).to_string())));
+                        i += from.len();
+                        continue 'outer;
+                    }
+                }
             }
         }
         out.push(pieces[i].clone());
         i += 1;
     }
     // Number words ("two reviews", "one approving review"), "a/an" + a countable unit.
-    let determiners = ["a", "an", "the", "new", "another", "this", "that", "each", "any", "every", "no"];
+    let determiners = [
+        "a", "an", "the", "new", "another", "this", "that", "each", "any", "every", "no",
+    ];
     let mut pieces = Vec::with_capacity(out.len());
     for (k, p) in out.iter().enumerate() {
         if let Piece::Word(w) = p {
@@ -426,15 +493,19 @@ fn normalise(pieces: Vec<Piece>) -> Vec<Piece> {
                 _ => None,
             };
             let counted = |n: Option<&str>| {
-                n.is_some_and(|n| !lexicon().stopwords.contains_key(n) && n.chars().all(|c| c.is_alphabetic()))
+                n.is_some_and(|n| {
+                    !lexicon().stopwords.contains_key(n) && n.chars().all(|c| c.is_alphabetic())
+                })
             };
             let number = NUMBER_WORDS
                 .iter()
                 .find(|(from, _)| from == w)
                 .map(|(_, n)| *n)
                 .or_else(|| {
-                    (w == "one" && counted(next_word) && !prev_word.is_some_and(|p| determiners.contains(&p)))
-                        .then_some("1")
+                    (w == "one"
+                        && counted(next_word)
+                        && !prev_word.is_some_and(|p| determiners.contains(&p)))
+                    .then_some("1")
                 });
             if let Some(n) = number {
                 let mut parts = n.split(' ');
@@ -448,7 +519,11 @@ fn normalise(pieces: Vec<Piece>) -> Vec<Piece> {
                 continue;
             }
             if (w == "a" || w == "an")
-                && next_word.is_some_and(|n| COUNTABLE_UNITS.iter().any(|u| n.trim_end_matches('s') == *u))
+                && next_word.is_some_and(|n| {
+                    COUNTABLE_UNITS
+                        .iter()
+                        .any(|u| n.trim_end_matches('s') == *u)
+                })
             {
                 pieces.push(Piece::Num {
                     cmp: String::new(),
@@ -589,7 +664,14 @@ struct Emitted {
 const BEFORE_CUES: &[&str] = &["before", "prior", "ahead"];
 const FIRST_CUES: &[&str] = &["first", "beforehand"];
 const AFTER_CUES: &[&str] = &["after", "until", "once"];
-const THEN_CUES: &[&str] = &["then", "afterwards", "afterward", "later", "next", "subsequently"];
+const THEN_CUES: &[&str] = &[
+    "then",
+    "afterwards",
+    "afterward",
+    "later",
+    "next",
+    "subsequently",
+];
 
 /// The walk over a rule's pieces: negation scopes, order segments, emitted terms.
 struct Walk {
@@ -670,7 +752,10 @@ impl Walk {
             self.heads_left -= 1;
             // "never *add* type hints": an action verb passes the head on to its object.
             let lex = lexicon();
-            if kind == Kind::Word && (lex.actions.contains_key(text.as_str()) || lex.generic.contains_key(text.as_str())) {
+            if kind == Kind::Word
+                && (lex.actions.contains_key(text.as_str())
+                    || lex.generic.contains_key(text.as_str()))
+            {
                 self.heads_left = 1;
                 self.passed = true;
             }
@@ -777,7 +862,11 @@ pub fn analyse(rule: &str, when: &str) -> Analysis {
                     let (token, negated) = value_word(val);
                     let mark = if negated { "!" } else { "" };
                     walk.emit(format!("{key}:={mark}{token}"), Kind::Value);
-                    let kind = if looks_like_identifier(val) { Kind::Ident } else { Kind::Word };
+                    let kind = if looks_like_identifier(val) {
+                        Kind::Ident
+                    } else {
+                        Kind::Word
+                    };
                     if negated {
                         walk.emit_antonym(token);
                     } else {
@@ -839,7 +928,10 @@ pub fn analyse(rule: &str, when: &str) -> Analysis {
                     walk.seg_len -= 1;
                     continue;
                 }
-                if matches!(w, "and" | "but" | "so" | "while" | "because" | "unless" | "except") {
+                if matches!(
+                    w,
+                    "and" | "but" | "so" | "while" | "because" | "unless" | "except"
+                ) {
                     walk.end_scope();
                     walk.new_segment();
                     prev_word = None;
@@ -853,7 +945,14 @@ pub fn analyse(rule: &str, when: &str) -> Analysis {
                     modal = true;
                     continue;
                 }
-                if (w == "never" || w == "not") && (modal || matches!(prev_word.as_deref(), Some("must" | "should" | "shall" | "may" | "can" | "will"))) && walk.clause_len > 0 {
+                if (w == "never" || w == "not")
+                    && (modal
+                        || matches!(
+                            prev_word.as_deref(),
+                            Some("must" | "should" | "shall" | "may" | "can" | "will")
+                        ))
+                    && walk.clause_len > 0
+                {
                     walk.negate_subject();
                 }
                 modal = false;
@@ -885,8 +984,16 @@ pub fn analyse(rule: &str, when: &str) -> Analysis {
                     prefer = true;
                 }
                 // "0 is wrong", "X is deprecated": the negation is about what precedes.
-                if matches!(w, "wrong" | "forbidden" | "banned" | "deprecated" | "discouraged" | "insecure" | "unsafe")
-                    && matches!(prev_word.as_deref(), Some("is" | "are" | "was"))
+                if matches!(
+                    w,
+                    "wrong"
+                        | "forbidden"
+                        | "banned"
+                        | "deprecated"
+                        | "discouraged"
+                        | "insecure"
+                        | "unsafe"
+                ) && matches!(prev_word.as_deref(), Some("is" | "are" | "was"))
                 {
                     walk.negate_back();
                     continue;
@@ -906,7 +1013,11 @@ pub fn analyse(rule: &str, when: &str) -> Analysis {
                 }
                 // "List the workflows" (a verb) but "the filtered list" (a noun).
                 if let Some((_, verb)) = lexicon::VERB_ONLY.iter().find(|(from, _)| *from == w) {
-                    let token = if walk.clause_len == 0 { (*verb).to_string() } else { lexicon::stem(w) };
+                    let token = if walk.clause_len == 0 {
+                        (*verb).to_string()
+                    } else {
+                        lexicon::stem(w)
+                    };
                     walk.emit(token, Kind::Word);
                     continue;
                 }
@@ -961,7 +1072,7 @@ pub fn analyse(rule: &str, when: &str) -> Analysis {
                     && w.chars().count() > 1
                     && !lexicon::NEGATIONS.contains(&w)
                     && w != "aux")
-                .then(|| word_token(w))
+                    .then(|| word_token(w))
             }
             Piece::Code(w) => Some(word_token(&w)),
             Piece::Ident(id) => Some(id),

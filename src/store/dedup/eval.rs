@@ -66,7 +66,11 @@ impl Confusion {
     }
 
     fn ratio(num: usize, den: usize) -> f64 {
-        if den == 0 { 1.0 } else { num as f64 / den as f64 }
+        if den == 0 {
+            1.0
+        } else {
+            num as f64 / den as f64
+        }
     }
 
     /// Of the pairs merged, the share labelled same.
@@ -127,6 +131,9 @@ pub struct Scored {
     pub verdict: Verdict,
     /// The verdict the other way round, when it differs.
     pub reverse: Option<Verdict>,
+    /// The smaller of the two exact-overlap shares ([`super::overlap_share`]): a related
+    /// pair below the store's lookup bound would not be looked up from that side.
+    pub reach: f64,
 }
 
 impl Scored {
@@ -201,10 +208,13 @@ pub fn score(pairs: &[Pair], t: &Thresholds) -> (Confusion, Vec<Scored>) {
         let back = compare(b, a, &weight, t);
         let label = LABELS.iter().position(|l| *l == p.label).unwrap_or(1);
         confusion.add(label, verdict.relation);
+        let reach =
+            super::overlap_share(a, b, &weight, t).min(super::overlap_share(b, a, &weight, t));
         scored.push(Scored {
             pair: p.clone(),
             verdict,
             reverse: (back.relation != verdict.relation).then_some(back),
+            reach,
         });
     }
     (confusion, scored)

@@ -29,6 +29,7 @@
 mod analyse;
 pub mod eval;
 pub(crate) mod lexicon;
+pub mod scan;
 
 use std::collections::HashMap;
 
@@ -87,6 +88,16 @@ impl Analysis {
     /// The tokens the store indexes: every term of the rule text.
     pub fn tokens(&self) -> impl Iterator<Item = &str> {
         self.terms.iter().map(|t| t.text.as_str())
+    }
+
+    /// The term texts of a stored form, without decoding the rest (a quick overlap check).
+    pub fn tokens_of(encoded: &str) -> impl Iterator<Item = &str> {
+        encoded
+            .split('\t')
+            .nth(1)
+            .unwrap_or_default()
+            .split(' ')
+            .filter_map(|item| item.split_once(':').map(|(_, text)| text))
     }
 
     /// A compact text form for storage, tab-separated: the version, the terms (`flags:text`,
@@ -211,8 +222,13 @@ pub struct Thresholds {
     pub context: f64,
     /// Share of the "when" words aligned from which a swapped subject there counts.
     pub context_template: f64,
-    /// The band below [`Thresholds::same`] where a judge is asked (when there is one).
+    /// The band below [`Thresholds::same`] where a judge is asked (when there is one); with
+    /// a judge, the store looks up candidates down to it.
     pub unsure: f64,
+    /// The share of a new rule's weight a stored rule must contain in exact terms to be
+    /// looked up (without a judge): every merge and conflict of the dev pairs but one has
+    /// at least this much.
+    pub lookup: f64,
     /// Weight factor of the generic words of rules ("test", "code", "file").
     pub generic: f64,
     /// Weight factor of code (identifiers, paths).
@@ -234,6 +250,7 @@ impl Default for Thresholds {
             context: 0.9,
             context_template: 0.15,
             unsure: 0.25,
+            lookup: 0.3,
             generic: 0.75,
             ident: 1.25,
         }
@@ -367,18 +384,37 @@ fn soft_match(x: &Term, y: &Term) -> f64 {
             }
         }
         (Kind::Ident, Kind::Ident) => {
-            let bare = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).collect::<String>();
+            let bare = |s: &str| {
+                s.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .collect::<String>()
+            };
             if bare(&x.text) == bare(&y.text) {
                 return 1.0;
             }
-            let (long, short) = if x.text.len() >= y.text.len() { (&x.text, &y.text) } else { (&y.text, &x.text) };
+            let (long, short) = if x.text.len() >= y.text.len() {
+                (&x.text, &y.text)
+            } else {
+                (&y.text, &x.text)
+            };
             let boundary = long.len() - short.len();
             let after_separator = boundary > 0 && long[..boundary].ends_with(['.', ':', '/']);
-            if long.ends_with(short.as_str()) && after_separator { 0.9 } else { 0.0 }
+            if long.ends_with(short.as_str()) && after_separator {
+                0.9
+            } else {
+                0.0
+            }
         }
         (Kind::Ident, Kind::Word) | (Kind::Word, Kind::Ident) => {
-            let (ident, word) = if x.kind == Kind::Ident { (x, y) } else { (y, x) };
-            let parts = ident.text.split(|c: char| !c.is_alphanumeric()).filter(|p| p.len() >= 3);
+            let (ident, word) = if x.kind == Kind::Ident {
+                (x, y)
+            } else {
+                (y, x)
+            };
+            let parts = ident
+                .text
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|p| p.len() >= 3);
             let mut hit = false;
             for part in parts {
                 let part_token = analyse::word_token(part);
@@ -443,8 +479,16 @@ pub fn compare(
     t: &Thresholds,
 ) -> Verdict {
     let lex = lexicon::lexicon();
-    let wa: Vec<f64> = a.terms.iter().map(|x| term_weight(x, rarity(&x.text), t)).collect();
-    let wb: Vec<f64> = b.terms.iter().map(|x| term_weight(x, rarity(&x.text), t)).collect();
+    let wa: Vec<f64> = a
+        .terms
+        .iter()
+        .map(|x| term_weight(x, rarity(&x.text), t))
+        .collect();
+    let wb: Vec<f64> = b
+        .terms
+        .iter()
+        .map(|x| term_weight(x, rarity(&x.text), t))
+        .collect();
     // Each term's match in the other rule, with its credit (1 exact, less for a soft match).
     let mut ma: Vec<Option<(usize, f64)>> = vec![None; a.terms.len()];
     let mut mb: Vec<Option<(usize, f64)>> = vec![None; b.terms.len()];
@@ -467,7 +511,9 @@ pub fn compare(
             continue;
         }
         if let Some(j) = (0..b.terms.len()).find(|&j| {
-            mb[j].is_none() && b.terms[j].kind == Kind::Value && values_match(&a.terms[i].text, &b.terms[j].text)
+            mb[j].is_none()
+                && b.terms[j].kind == Kind::Value
+                && values_match(&a.terms[i].text, &b.terms[j].text)
         }) {
             ma[i] = Some((j, 1.0));
             mb[j] = Some((i, 1.0));
@@ -508,7 +554,10 @@ pub fn compare(
                 substituted_a[i] = true;
                 substituted_b[j] = true;
             }
-            if x.kind == Kind::Value && y.kind == Kind::Value && same_dimension(value_parts(&x.text).0, value_parts(&y.text).0) {
+            if x.kind == Kind::Value
+                && y.kind == Kind::Value
+                && same_dimension(value_parts(&x.text).0, value_parts(&y.text).0)
+            {
                 value = true;
                 substituted_a[i] = true;
                 substituted_b[j] = true;
@@ -521,10 +570,17 @@ pub fn compare(
             .iter()
             .zip(subst)
             .filter(|(x, s)| **s && x.kind == Kind::Value)
-            .filter_map(|(x, _)| x.text.split_once(":=").map(|(_, v)| v.trim_start_matches('!').to_string()))
+            .filter_map(|(x, _)| {
+                x.text
+                    .split_once(":=")
+                    .map(|(_, v)| v.trim_start_matches('!').to_string())
+            })
             .collect()
     };
-    for (terms, subst, matched) in [(&a.terms, &mut substituted_a, &ma), (&b.terms, &mut substituted_b, &mb)] {
+    for (terms, subst, matched) in [
+        (&a.terms, &mut substituted_a, &ma),
+        (&b.terms, &mut substituted_b, &mb),
+    ] {
         let words = value_words(terms, subst);
         for (k, x) in terms.iter().enumerate() {
             if matched[k].is_none() && words.contains(&x.text) {
@@ -586,30 +642,46 @@ pub fn compare(
     };
     let (aligned, gaps) = align(&seq_a, &seq_b, &credit);
     let seq_weight = |seq: &[usize], w: &[f64]| seq.iter().map(|k| w[*k]).sum::<f64>();
-    let template = ratio(aligned, (seq_weight(&seq_a, &wa) + seq_weight(&seq_b, &wb)) / 2.0);
+    let template = ratio(
+        aligned,
+        (seq_weight(&seq_a, &wa) + seq_weight(&seq_b, &wb)) / 2.0,
+    );
     // A swapped verb ("list" / "look up") is wording; a swapped object is another thing.
-    let unmatched_content = |terms: &[Term], m: &[Option<(usize, f64)>], subst: &[bool], k: usize| {
-        m[k].is_none() && !subst[k] && terms[k].kind != Kind::Value && !terms[k].lead
-    };
+    let unmatched_content =
+        |terms: &[Term], m: &[Option<(usize, f64)>], subst: &[bool], k: usize| {
+            m[k].is_none() && !subst[k] && terms[k].kind != Kind::Value && !terms[k].lead
+        };
     let mut swapped = false;
     let mut swapped_subject = false;
     for (ga, gb) in &gaps {
-        let xa: Vec<usize> = ga.iter().copied().filter(|k| unmatched_content(&a.terms, &ma, &substituted_a, *k)).collect();
-        let xb: Vec<usize> = gb.iter().copied().filter(|k| unmatched_content(&b.terms, &mb, &substituted_b, *k)).collect();
+        let xa: Vec<usize> = ga
+            .iter()
+            .copied()
+            .filter(|k| unmatched_content(&a.terms, &ma, &substituted_a, *k))
+            .collect();
+        let xb: Vec<usize> = gb
+            .iter()
+            .copied()
+            .filter(|k| unmatched_content(&b.terms, &mb, &substituted_b, *k))
+            .collect();
         if !xa.is_empty() && !xb.is_empty() {
             swapped = true;
-            if xa.iter().any(|k| subject_like(&a.terms[*k])) && xb.iter().any(|k| subject_like(&b.terms[*k])) {
+            if xa.iter().any(|k| subject_like(&a.terms[*k]))
+                && xb.iter().any(|k| subject_like(&b.terms[*k]))
+            {
                 swapped_subject = true;
             }
         }
     }
     let ident_unmatched = |terms: &[Term], m: &[Option<(usize, f64)>], subst: &[bool]| {
-        terms.iter().enumerate().any(|(k, x)| x.kind == Kind::Ident && m[k].is_none() && !subst[k] && choice_of(x).is_none())
+        terms.iter().enumerate().any(|(k, x)| {
+            x.kind == Kind::Ident && m[k].is_none() && !subst[k] && choice_of(x).is_none()
+        })
     };
-    let idents = ident_unmatched(&a.terms, &ma, &substituted_a) && ident_unmatched(&b.terms, &mb, &substituted_b);
-    let subject = (swapped && template >= t.tight)
-        || (swapped_subject && template >= t.template)
-        || idents;
+    let idents = ident_unmatched(&a.terms, &ma, &substituted_a)
+        && ident_unmatched(&b.terms, &mb, &substituted_b);
+    let subject =
+        (swapped && template >= t.tight) || (swapped_subject && template >= t.template) || idents;
     if subject {
         return verdict(Relation::Distinct, Reason::Subject);
     }
@@ -635,7 +707,10 @@ pub fn compare(
         if let Some((j, c)) = m {
             let (x, y) = (&a.terms[i], &b.terms[*j]);
             let w = c * (wa[i] + wb[*j]) / 2.0;
-            if *c >= 0.6 && ((neg_only(x) && pos_only(y) && x.head) || (neg_only(y) && pos_only(x) && y.head)) {
+            if *c >= 0.6
+                && ((neg_only(x) && pos_only(y) && x.head)
+                    || (neg_only(y) && pos_only(x) && y.head))
+            {
                 flipped += w;
             } else if x.neg && y.neg {
                 agreed += w;
@@ -675,7 +750,12 @@ pub fn compare(
 
 /// Two "when" texts worded alike that name different subjects ("adding numpy" / "adding
 /// pandas").
-fn context_differs(a: &Analysis, b: &Analysis, rarity: &dyn Fn(&str) -> f64, t: &Thresholds) -> bool {
+fn context_differs(
+    a: &Analysis,
+    b: &Analysis,
+    rarity: &dyn Fn(&str) -> f64,
+    t: &Thresholds,
+) -> bool {
     if a.when.is_empty() || b.when.is_empty() {
         return false;
     }
@@ -695,20 +775,55 @@ fn context_differs(a: &Analysis, b: &Analysis, rarity: &dyn Fn(&str) -> f64, t: 
     };
     let ta: Vec<Term> = a.when.iter().map(term).collect();
     let tb: Vec<Term> = b.when.iter().map(term).collect();
-    let wa: Vec<f64> = ta.iter().map(|x| term_weight(x, rarity(&x.text), t)).collect();
-    let wb: Vec<f64> = tb.iter().map(|x| term_weight(x, rarity(&x.text), t)).collect();
+    let wa: Vec<f64> = ta
+        .iter()
+        .map(|x| term_weight(x, rarity(&x.text), t))
+        .collect();
+    let wb: Vec<f64> = tb
+        .iter()
+        .map(|x| term_weight(x, rarity(&x.text), t))
+        .collect();
     let seq_a: Vec<usize> = (0..ta.len()).collect();
     let seq_b: Vec<usize> = (0..tb.len()).collect();
-    let credit = |i: usize, j: usize| if ta[i].text == tb[j].text { (wa[i] + wb[j]) / 2.0 } else { 0.0 };
+    let credit = |i: usize, j: usize| {
+        if ta[i].text == tb[j].text {
+            (wa[i] + wb[j]) / 2.0
+        } else {
+            0.0
+        }
+    };
     let (aligned, gaps) = align(&seq_a, &seq_b, &credit);
     let total = wa.iter().sum::<f64>().max(wb.iter().sum::<f64>());
     let in_other = |x: &Term, other: &[Term]| other.iter().any(|y| y.text == x.text);
     // The first word of a "when" is its activity ("Undoing" / "Reverting"): wording.
     aligned / total.max(1e-9) >= t.context_template
         && gaps.iter().any(|(ga, gb)| {
-            ga.iter().any(|k| *k > 0 && subject_like(&ta[*k]) && !in_other(&ta[*k], &tb))
-                && gb.iter().any(|k| *k > 0 && subject_like(&tb[*k]) && !in_other(&tb[*k], &ta))
+            ga.iter()
+                .any(|k| *k > 0 && subject_like(&ta[*k]) && !in_other(&ta[*k], &tb))
+                && gb
+                    .iter()
+                    .any(|k| *k > 0 && subject_like(&tb[*k]) && !in_other(&tb[*k], &ta))
         })
+}
+
+/// The share of `a`'s weight that `b` contains in exactly the same terms: what the
+/// store's lookup can see (it is complete for rules at or above its bound).
+pub fn overlap_share(
+    a: &Analysis,
+    b: &Analysis,
+    rarity: &dyn Fn(&str) -> f64,
+    t: &Thresholds,
+) -> f64 {
+    let mut total = 0.0;
+    let mut shared = 0.0;
+    for x in &a.terms {
+        let w = term_weight(x, rarity(&x.text), t);
+        total += w;
+        if b.terms.binary_search_by(|y| y.text.cmp(&x.text)).is_ok() {
+            shared += w;
+        }
+    }
+    if total == 0.0 { 0.0 } else { shared / total }
 }
 
 /// How many of a rule's tokens, rarest first, must be looked up so that every stored rule

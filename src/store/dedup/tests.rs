@@ -12,16 +12,37 @@ fn analysis_round_trips_through_its_stored_form() {
         "Writing the parser",
     );
     assert_eq!(Analysis::decode(&a.encode()), Some(a));
-    assert_eq!(Analysis::decode(&Analysis::default().encode()), Some(Analysis::default()));
+    assert_eq!(
+        Analysis::decode(&Analysis::default().encode()),
+        Some(Analysis::default())
+    );
     assert_eq!(Analysis::decode("a b"), None);
 }
 
 #[test]
 fn paraphrases_merge_and_flips_conflict() {
     let base = "Return None, not 0, from safe_divide when the divisor is zero.";
-    assert_eq!(rel(base, "When dividing by zero in safe_divide, return None instead of 0."), Relation::Same);
-    assert_eq!(rel(base, "Return 0, not None, from safe_divide when the divisor is zero."), Relation::Conflict);
-    assert_eq!(rel(base, "Return None, not 0, from safe_modulo when the divisor is zero."), Relation::Distinct);
+    assert_eq!(
+        rel(
+            base,
+            "When dividing by zero in safe_divide, return None instead of 0."
+        ),
+        Relation::Same
+    );
+    assert_eq!(
+        rel(
+            base,
+            "Return 0, not None, from safe_divide when the divisor is zero."
+        ),
+        Relation::Conflict
+    );
+    assert_eq!(
+        rel(
+            base,
+            "Return None, not 0, from safe_modulo when the divisor is zero."
+        ),
+        Relation::Distinct
+    );
 }
 
 #[test]
@@ -37,10 +58,14 @@ fn probe_len_leaves_out_less_than_the_bound() {
 #[ignore]
 fn dev_pairs_report() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("tests/fixtures/curation/dev.jsonl")).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(root.join("tests/fixtures/curation/dev.jsonl")).unwrap_or_default();
     let pairs = eval::read_pairs(&text).unwrap_or_default();
     let (confusion, scored) = eval::score(&pairs, &Thresholds::default());
-    for s in scored.iter().filter(|s| !s.correct() || s.reverse.is_some()) {
+    for s in scored
+        .iter()
+        .filter(|s| !s.correct() || s.reverse.is_some())
+    {
         println!(
             "{} {:<9} {:<16} → {:?} {:?} {:.2}{}\n   A: {} | {}\n   B: {} | {}",
             s.pair.id,
@@ -49,7 +74,9 @@ fn dev_pairs_report() {
             s.verdict.relation,
             s.verdict.reason,
             s.verdict.similarity,
-            s.reverse.map(|r| format!("  (reverse {:?})", r.relation)).unwrap_or_default(),
+            s.reverse
+                .map(|r| format!("  (reverse {:?})", r.relation))
+                .unwrap_or_default(),
             s.pair.a.rule,
             s.pair.a.when,
             s.pair.b.rule,
@@ -69,14 +96,26 @@ fn dev_pairs_report() {
 #[ignore]
 fn dev_pairs_similarity() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("tests/fixtures/curation/dev.jsonl")).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(root.join("tests/fixtures/curation/dev.jsonl")).unwrap_or_default();
     let pairs = eval::read_pairs(&text).unwrap_or_default();
     let (_, scored) = eval::score(&pairs, &Thresholds::default());
     for label in eval::LABELS {
         let mut sims: Vec<String> = scored
             .iter()
             .filter(|s| s.pair.label == label)
-            .map(|s| format!("{:.2}{}", s.verdict.similarity, match s.verdict.relation { Relation::Same => "S", Relation::Conflict => "C", Relation::Borderline => "b", Relation::Distinct => "d" }))
+            .map(|s| {
+                format!(
+                    "{:.2}{}",
+                    s.verdict.similarity,
+                    match s.verdict.relation {
+                        Relation::Same => "S",
+                        Relation::Conflict => "C",
+                        Relation::Borderline => "b",
+                        Relation::Distinct => "d",
+                    }
+                )
+            })
             .collect();
         sims.sort();
         println!("{label}: {}", sims.join(" "));
@@ -88,11 +127,18 @@ fn dev_pairs_similarity() {
 #[ignore]
 fn dev_pairs_band() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("tests/fixtures/curation/dev.jsonl")).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(root.join("tests/fixtures/curation/dev.jsonl")).unwrap_or_default();
     let pairs = eval::read_pairs(&text).unwrap_or_default();
     let (_, scored) = eval::score(&pairs, &Thresholds::default());
-    for s in scored.iter().filter(|s| s.verdict.relation == Relation::Borderline) {
-        println!("{} {:<9} {:.2} | {} || {}", s.pair.id, s.pair.label, s.verdict.similarity, s.pair.a.rule, s.pair.b.rule);
+    for s in scored
+        .iter()
+        .filter(|s| s.verdict.relation == Relation::Borderline)
+    {
+        println!(
+            "{} {:<9} {:.2} | {} || {}",
+            s.pair.id, s.pair.label, s.verdict.similarity, s.pair.a.rule, s.pair.b.rule
+        );
     }
 }
 
@@ -101,7 +147,8 @@ fn dev_pairs_band() {
 #[ignore]
 fn dev_pairs_sweep() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("tests/fixtures/curation/dev.jsonl")).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(root.join("tests/fixtures/curation/dev.jsonl")).unwrap_or_default();
     let pairs = eval::read_pairs(&text).unwrap_or_default();
     let base = Thresholds::default();
     let mut rows = Vec::new();
@@ -109,9 +156,20 @@ fn dev_pairs_sweep() {
         for generic in [0.5, 0.75, 1.0] {
             for template in [0.35, 0.45, 0.55] {
                 for ident in [1.0, 1.25, 1.5] {
-                    let t = Thresholds { same, generic, template, ident, ..base };
+                    let t = Thresholds {
+                        same,
+                        generic,
+                        template,
+                        ident,
+                        ..base
+                    };
                     let (c, _) = eval::score(&pairs, &t);
-                    let f = [c.merge_precision(), c.merge_recall(), c.conflict_precision(), c.conflict_recall()];
+                    let f = [
+                        c.merge_precision(),
+                        c.merge_recall(),
+                        c.conflict_precision(),
+                        c.conflict_recall(),
+                    ];
                     let worst = f.iter().copied().fold(1.0, f64::min);
                     rows.push((worst, f, same, generic, template, ident));
                 }
@@ -120,7 +178,10 @@ fn dev_pairs_sweep() {
     }
     rows.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (worst, f, same, cover, template, tight) in rows.iter().take(15) {
-        println!("worst {worst:.3} mp {:.3} mr {:.3} cp {:.3} cr {:.3} | same {same} generic {cover} template {template} ident {tight}", f[0], f[1], f[2], f[3]);
+        println!(
+            "worst {worst:.3} mp {:.3} mr {:.3} cp {:.3} cr {:.3} | same {same} generic {cover} template {template} ident {tight}",
+            f[0], f[1], f[2], f[3]
+        );
     }
 }
 
@@ -129,8 +190,29 @@ fn dev_pairs_sweep() {
 #[ignore]
 fn old_pairs_figures() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("tests/fixtures/dedup_pairs.jsonl")).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(root.join("tests/fixtures/dedup_pairs.jsonl")).unwrap_or_default();
     let pairs = eval::read_pairs(&text).unwrap_or_default();
     let (c, _) = eval::score(&pairs, &Thresholds::default());
     print!("{}", c.table("old pairs"));
+}
+
+/// Tuning aid: exact-overlap reach of the pairs merged or held as conflicts (dev).
+#[test]
+#[ignore]
+fn dev_pairs_reach() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text =
+        std::fs::read_to_string(root.join("tests/fixtures/curation/dev.jsonl")).unwrap_or_default();
+    let pairs = eval::read_pairs(&text).unwrap_or_default();
+    let (_, scored) = eval::score(&pairs, &Thresholds::default());
+    let mut r: Vec<String> = scored
+        .iter()
+        .filter(|s| {
+            matches!(s.verdict.relation, Relation::Same | Relation::Conflict) && s.correct()
+        })
+        .map(|s| format!("{:.2}", s.reach))
+        .collect();
+    r.sort();
+    println!("reach: {}", r.join(" "));
 }
