@@ -399,9 +399,21 @@ fn a_newer_schema_is_refused_and_left_untouched() {
 #[test]
 fn dedup_precision_and_recall_on_the_labelled_pairs() {
     let sets = [
-        ("tests/fixtures/curation/heldout.jsonl", [0.85, 0.80, 0.88, 0.77], 256),
-        ("tests/fixtures/curation/dev.jsonl", [0.90, 0.88, 0.97, 0.94], 215),
-        ("tests/fixtures/dedup_pairs.jsonl", [0.86, 0.88, 0.78, 0.80], 167),
+        (
+            "tests/fixtures/curation/heldout.jsonl",
+            [0.85, 0.80, 0.88, 0.77],
+            256,
+        ),
+        (
+            "tests/fixtures/curation/dev.jsonl",
+            [0.90, 0.88, 0.97, 0.94],
+            215,
+        ),
+        (
+            "tests/fixtures/dedup_pairs.jsonl",
+            [0.86, 0.88, 0.78, 0.80],
+            167,
+        ),
     ];
     let mut report = String::new();
     let mut failed = Vec::new();
@@ -417,16 +429,24 @@ fn dedup_precision_and_recall_on_the_labelled_pairs() {
             c.conflict_precision(),
             c.conflict_recall(),
         ];
-        for (name, (got, floor)) in ["merge precision", "merge recall", "conflict precision", "conflict recall"]
-            .iter()
-            .zip(figures.iter().zip(floors))
+        for (name, (got, floor)) in [
+            "merge precision",
+            "merge recall",
+            "conflict precision",
+            "conflict recall",
+        ]
+        .iter()
+        .zip(figures.iter().zip(floors))
         {
             if *got < floor {
                 failed.push(format!("{file}: {name} {got:.3} < {floor}"));
             }
         }
         // Splitting the pair the other way round changes few verdicts.
-        assert!(scored.iter().filter(|s| s.reverse.is_some()).count() <= 3, "{file}");
+        assert!(
+            scored.iter().filter(|s| s.reverse.is_some()).count() <= 3,
+            "{file}"
+        );
     }
     eprint!("{report}");
     assert!(failed.is_empty(), "{failed:#?}\n{report}");
@@ -435,14 +455,17 @@ fn dedup_precision_and_recall_on_the_labelled_pairs() {
 /// The two sets were written apart: no pair of the held-out set is in the dev set.
 #[test]
 fn the_held_out_pairs_are_not_in_the_dev_pairs() {
-    let read = |f: &str| eval::read_pairs(&std::fs::read_to_string(repo_root().join(f)).unwrap()).unwrap();
+    let read =
+        |f: &str| eval::read_pairs(&std::fs::read_to_string(repo_root().join(f)).unwrap()).unwrap();
     let dev = read("tests/fixtures/curation/dev.jsonl");
     let held = read("tests/fixtures/curation/heldout.jsonl");
     let key = |p: &eval::Pair| (p.a.rule.clone(), p.b.rule.clone());
     let dev_keys: std::collections::BTreeSet<_> = dev.iter().map(key).collect();
     assert!(held.iter().all(|p| !dev_keys.contains(&key(p))));
     assert!(dev.len() + held.len() >= 400);
-    for topic in ["python", "js", "go", "rust", "git", "ci", "config", "workflow"] {
+    for topic in [
+        "python", "js", "go", "rust", "git", "ci", "config", "workflow",
+    ] {
         assert!(held.iter().any(|p| p.topic == topic), "{topic}");
         assert!(dev.iter().any(|p| p.topic == topic), "{topic}");
     }
