@@ -387,3 +387,127 @@ fn rules_dedup_merges_a_store_filled_without_dedup_and_undo_takes_it_back() {
     assert_eq!(r1["times_learned"], 4);
     assert_eq!(project.read("CLAUDE.md").matches("- **Rule**:").count(), 5);
 }
+
+fn new_rule(text: &str, when: &str) -> promptloop::store::NewRule {
+    promptloop::store::NewRule {
+        rule: Rule {
+            category: None,
+            rule: text.into(),
+            when: when.into(),
+            why: "It went wrong before.".into(),
+        },
+        scope: Scope::Project,
+        targets: vec!["CLAUDE.md".into()],
+        provenance: Provenance {
+            failure_type: "test_failure".into(),
+            source: "pytest".into(),
+            ..Provenance::default()
+        },
+        status: Status::Active,
+    }
+}
+
+/// An embeddings server on 127.0.0.1: texts that mention `$$` point one way, others another.
+fn embeddings_server() -> crate::support::loopback::Loopback {
+    use crate::support::loopback::{Answer, Loopback};
+    Loopback::start(|r| {
+        if r.path() != "/v1/embeddings" {
+            return Answer::Json(404, serde_json::json!({"error": "no such route"}));
+        }
+        let inputs = r.body["input"].as_array().cloned().unwrap_or_default();
+        let data: Vec<Value> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let v = if t.as_str().unwrap_or("").contains("$$") {
+                    [0.9, 0.1, 0.0]
+                } else {
+                    [0.0, 0.2, 0.9]
+                };
+                serde_json::json!({"object": "embedding", "index": i, "embedding": v})
+            })
+            .collect();
+        Answer::Json(
+            200,
+            serde_json::json!({"object": "list", "data": data, "model": r.body["model"]}),
+        )
+    })
+}
+
+#[test]
+fn an_embeddings_judge_decides_where_the_method_is_unsure_with_a_cache_and_a_budget() {
+    use promptloop::store::LearnOutcome;
+    use promptloop::store::dedup::embed::{EmbeddingJudge, EmbeddingsConfig};
+    let a = (
+        "Escape `$` as `$$` in docker-compose.yml values.",
+        "Writing compose files",
+    );
+    let b = (
+        "In docker-compose.yml, write a literal dollar sign as $$.",
+        "Editing docker-compose.yml",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = embeddings_server();
+    let config = |max_calls| EmbeddingsConfig {
+        api_key: Some("local-key".into()),
+        max_calls,
+        ..EmbeddingsConfig::new(
+            &server.base_url(),
+            "nomic-embed-text",
+            dir.path().join("embeddings.db"),
+        )
+    };
+
+    // The method alone keeps the pair apart (it is unsure).
+    let alone = SqliteStore::open(&dir.path().join("alone.db")).unwrap();
+    alone.learn(new_rule(a.0, a.1), None).unwrap();
+    let out = alone.learn(new_rule(b.0, b.1), None).unwrap();
+    assert!(matches!(out, LearnOutcome::Added { .. }), "{out:?}");
+
+    // With the judge: merged, in one request for both texts.
+    let store = SqliteStore::open(&dir.path().join("judged.db")).unwrap();
+    store.learn(new_rule(a.0, a.1), None).unwrap();
+    let judge = EmbeddingJudge::new(config(2)).unwrap();
+    let out = store.learn(new_rule(b.0, b.1), Some(&judge)).unwrap();
+    assert!(matches!(out, LearnOutcome::Merged { .. }), "{out:?}");
+    assert_eq!(judge.calls(), 1);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].body["model"], "nomic-embed-text");
+    assert_eq!(requests[0].body["input"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Bearer local-key")
+    );
+
+    // Cached: the same question again asks the server nothing.
+    let again = SqliteStore::open(&dir.path().join("again.db")).unwrap();
+    again.learn(new_rule(a.0, a.1), None).unwrap();
+    let cached = EmbeddingJudge::new(config(2)).unwrap();
+    let out = again.learn(new_rule(b.0, b.1), Some(&cached)).unwrap();
+    assert!(matches!(out, LearnOutcome::Merged { .. }), "{out:?}");
+    assert_eq!(cached.calls(), 0);
+    assert_eq!(server.requests().len(), 1);
+
+    // A budget of no calls: the judge cannot tell, and the method's answer stands.
+    let broke = EmbeddingJudge::new(config(0)).unwrap();
+    assert_eq!(
+        broke.similarity("Pin numpy below 2.", "Keep numpy<2."),
+        None
+    );
+    assert_eq!(server.requests().len(), 1);
+
+    // What is sent is redacted first.
+    let secret = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789";
+    let judge = EmbeddingJudge::new(config(1)).unwrap();
+    assert!(
+        judge
+            .similarity(&format!("Never log {secret}."), "Never log tokens.")
+            .is_some()
+    );
+    let body = server.requests().last().unwrap().body.to_string();
+    assert!(
+        !body.contains(secret) && body.contains("REDACTED"),
+        "{body}"
+    );
+}

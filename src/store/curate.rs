@@ -566,6 +566,8 @@ pub struct Curation {
     pub budget: Budget,
     /// Ask the teacher about borderline duplicates.
     pub judge: bool,
+    /// Ask an embeddings endpoint instead (preferred over the teacher when set).
+    pub embeddings: Option<super::dedup::embed::EmbeddingsConfig>,
     /// The user's store, for global rules.
     pub user_db: Option<PathBuf>,
 }
@@ -590,13 +592,20 @@ pub fn learn_for_loop(
         _ => project_store,
     };
     let judge = teacher.map(|teacher| TeacherJudge { teacher });
+    // One embeddings judge per insert: its call budget is per insert. An endpoint that
+    // cannot be set up leaves the method alone (dedup never fails a learn).
+    let embedder = curation
+        .embeddings
+        .clone()
+        .and_then(|config| super::dedup::embed::EmbeddingJudge::new(config).ok());
     let curator = Curator {
         store,
         project_dir: project_dir.to_path_buf(),
         budget: curation.budget,
         review: curation.review,
-        judge: match (&judge, curation.judge) {
-            (Some(j), true) => Some(j as &dyn Judge),
+        judge: match (&embedder, &judge, curation.judge) {
+            (Some(e), _, _) => Some(e as &dyn Judge),
+            (None, Some(j), true) => Some(j as &dyn Judge),
             _ => None,
         },
     };

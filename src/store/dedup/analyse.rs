@@ -76,10 +76,7 @@ fn chunks(text: &str) -> Vec<(String, bool)> {
             flush(&mut cur, &mut out, code);
         } else if code {
             cur.push(c);
-        } else if ",;!?()".contains(c) {
-            flush(&mut cur, &mut out, code);
-            out.push((";".into(), false));
-        } else if (c == '.' || c == ':') && ends(next) {
+        } else if ",;!?()".contains(c) || ((c == '.' || c == ':') && ends(next)) {
             flush(&mut cur, &mut out, code);
             out.push((";".into(), false));
         } else if c == '"' || c == '[' || c == ']' || c == '{' || c == '}' {

@@ -945,18 +945,19 @@ pub(crate) fn stem(word: &str) -> String {
     stemmer().stem(word).chars().take(STEM_CHARS).collect()
 }
 
+/// A phrase: its words, their stems (empty where a word matches only as written), and what
+/// it becomes.
+pub(crate) type Phrase = (
+    &'static [&'static str],
+    Vec<String>,
+    &'static [&'static str],
+);
+
 /// The lexicon's lookups, built once.
 pub(crate) struct Lexicon {
     /// Phrases by their first word (as written, and by stem), longest first; each with the
     /// stems of its words (empty where a word must match as written).
-    pub phrases: HashMap<
-        String,
-        Vec<(
-            &'static [&'static str],
-            Vec<String>,
-            &'static [&'static str],
-        )>,
-    >,
+    pub phrases: HashMap<String, Vec<Phrase>>,
     pub stopwords: HashMap<&'static str, ()>,
     /// stem → canonical token.
     pub synonyms: HashMap<String, &'static str>,
@@ -997,14 +998,7 @@ pub(crate) fn lexicon() -> &'static Lexicon {
             .flat_map(|w| [(*w).to_string(), stem(w)])
             .map(|w| (w, ()))
             .collect();
-        let mut phrases: HashMap<
-            String,
-            Vec<(
-                &'static [&'static str],
-                Vec<String>,
-                &'static [&'static str],
-            )>,
-        > = HashMap::new();
+        let mut phrases: HashMap<String, Vec<Phrase>> = HashMap::new();
         let mut sorted: Vec<&(&'static [&'static str], &'static [&'static str])> =
             PHRASES.iter().collect();
         sorted.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));

@@ -27,6 +27,7 @@
 //! the dev pairs only.
 
 mod analyse;
+pub mod embed;
 pub mod eval;
 pub(crate) mod lexicon;
 pub mod scan;
@@ -427,13 +428,16 @@ fn soft_match(x: &Term, y: &Term) -> f64 {
     }
 }
 
+/// Tokens of each sequence left unaligned at the same place.
+type Gap = (Vec<usize>, Vec<usize>);
+
 /// The weighted longest common subsequence of two token sequences, and the gaps between
 /// its matches: (tokens of `a`, tokens of `b`) left unaligned at the same place.
 fn align(
     seq_a: &[usize],
     seq_b: &[usize],
     credit: &dyn Fn(usize, usize) -> f64,
-) -> (f64, Vec<(Vec<usize>, Vec<usize>)>) {
+) -> (f64, Vec<Gap>) {
     let (n, m) = (seq_a.len(), seq_b.len());
     let mut dp = vec![vec![0.0f64; m + 1]; n + 1];
     for i in (0..n).rev() {
@@ -506,26 +510,26 @@ pub fn compare(
         }
     }
     // Values match by meaning (`<2` and `2` do, `<80%` and `>80%` do not).
-    for i in 0..a.terms.len() {
-        if ma[i].is_some() || a.terms[i].kind != Kind::Value {
+    for (i, x) in a.terms.iter().enumerate() {
+        if ma[i].is_some() || x.kind != Kind::Value {
             continue;
         }
         if let Some(j) = (0..b.terms.len()).find(|&j| {
             mb[j].is_none()
                 && b.terms[j].kind == Kind::Value
-                && values_match(&a.terms[i].text, &b.terms[j].text)
+                && values_match(&x.text, &b.terms[j].text)
         }) {
             ma[i] = Some((j, 1.0));
             mb[j] = Some((i, 1.0));
         }
     }
-    for i in 0..a.terms.len() {
+    for (i, x) in a.terms.iter().enumerate() {
         if ma[i].is_some() {
             continue;
         }
         let best = (0..b.terms.len())
             .filter(|&j| mb[j].is_none())
-            .map(|j| (j, soft_match(&a.terms[i], &b.terms[j])))
+            .map(|j| (j, soft_match(x, &b.terms[j])))
             .filter(|(_, c)| *c > 0.0)
             .max_by(|x, y| x.1.total_cmp(&y.1));
         if let Some((j, c)) = best {

@@ -91,37 +91,6 @@ fn dev_pairs_report() {
     print!("{}", confusion.table("dev"));
 }
 
-/// Tuning aid: similarity by label on the dev pairs.
-#[test]
-#[ignore]
-fn dev_pairs_similarity() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text =
-        std::fs::read_to_string(root.join("tests/fixtures/curation/dev.jsonl")).unwrap_or_default();
-    let pairs = eval::read_pairs(&text).unwrap_or_default();
-    let (_, scored) = eval::score(&pairs, &Thresholds::default());
-    for label in eval::LABELS {
-        let mut sims: Vec<String> = scored
-            .iter()
-            .filter(|s| s.pair.label == label)
-            .map(|s| {
-                format!(
-                    "{:.2}{}",
-                    s.verdict.similarity,
-                    match s.verdict.relation {
-                        Relation::Same => "S",
-                        Relation::Conflict => "C",
-                        Relation::Borderline => "b",
-                        Relation::Distinct => "d",
-                    }
-                )
-            })
-            .collect();
-        sims.sort();
-        println!("{label}: {}", sims.join(" "));
-    }
-}
-
 /// Tuning aid: the pairs in the unsure band.
 #[test]
 #[ignore]
@@ -138,49 +107,6 @@ fn dev_pairs_band() {
         println!(
             "{} {:<9} {:.2} | {} || {}",
             s.pair.id, s.pair.label, s.verdict.similarity, s.pair.a.rule, s.pair.b.rule
-        );
-    }
-}
-
-/// Tuning aid: a sweep of the thresholds on the dev pairs.
-#[test]
-#[ignore]
-fn dev_pairs_sweep() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text =
-        std::fs::read_to_string(root.join("tests/fixtures/curation/dev.jsonl")).unwrap_or_default();
-    let pairs = eval::read_pairs(&text).unwrap_or_default();
-    let base = Thresholds::default();
-    let mut rows = Vec::new();
-    for same in [0.27, 0.3, 0.33, 0.36] {
-        for generic in [0.5, 0.75, 1.0] {
-            for template in [0.35, 0.45, 0.55] {
-                for ident in [1.0, 1.25, 1.5] {
-                    let t = Thresholds {
-                        same,
-                        generic,
-                        template,
-                        ident,
-                        ..base
-                    };
-                    let (c, _) = eval::score(&pairs, &t);
-                    let f = [
-                        c.merge_precision(),
-                        c.merge_recall(),
-                        c.conflict_precision(),
-                        c.conflict_recall(),
-                    ];
-                    let worst = f.iter().copied().fold(1.0, f64::min);
-                    rows.push((worst, f, same, generic, template, ident));
-                }
-            }
-        }
-    }
-    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
-    for (worst, f, same, cover, template, tight) in rows.iter().take(15) {
-        println!(
-            "worst {worst:.3} mp {:.3} mr {:.3} cp {:.3} cr {:.3} | same {same} generic {cover} template {template} ident {tight}",
-            f[0], f[1], f[2], f[3]
         );
     }
 }
