@@ -9,6 +9,7 @@ mod support;
 mod agent_command;
 mod agents_e2e;
 mod cli;
+mod curation;
 mod e2e_claude;
 mod evidence;
 mod failure_sources;

@@ -29,6 +29,8 @@ Examples:
   promptloop rules export --format json -o rules.json
   promptloop rules import rules.json        # duplicates merge into existing rules
   promptloop rules render                   # re-render every file from the store
+  promptloop rules dedup                    # merges and conflicts among stored rules (dry run)
+  promptloop rules dedup --apply            # apply them (`rules undo` takes them back)
   promptloop rules log                      # what changed each file, and when
   promptloop rules undo --file CLAUDE.md    # revert the last change to a file
   promptloop rules validate r-7f3a2c        # rerun its failure with and without it
@@ -56,6 +58,9 @@ pub enum RulesCommand {
     Import(ImportArgs),
     /// Re-render every target file from the store (a second run changes nothing).
     Render(StoreArgs),
+    /// Find rules already stored that say the same thing or contradict each other; merge
+    /// them and hold conflicts for review with --apply (`rules undo` takes it back).
+    Dedup(DedupArgs),
     /// What changed each file, when and why.
     Log(LogArgs),
     /// Revert the last change to a file (its rule change too).
@@ -180,6 +185,19 @@ pub struct ImportArgs {
     store: StoreArgs,
 }
 
+/// `rules dedup`.
+#[derive(Debug, Args)]
+pub struct DedupArgs {
+    /// Only show what would change (the default).
+    #[arg(long, conflicts_with = "apply")]
+    dry_run: bool,
+    /// Merge the duplicates and hold the conflicts for review.
+    #[arg(long)]
+    apply: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
 /// `rules log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
@@ -218,6 +236,7 @@ pub fn main(command: RulesCommand) -> ExitCode {
         RulesCommand::Export(a) => export(a),
         RulesCommand::Import(a) => import(a),
         RulesCommand::Render(a) => render_all(a),
+        RulesCommand::Dedup(a) => dedup(a),
         RulesCommand::Log(a) => log(a),
         RulesCommand::Undo(a) => undo(a),
         RulesCommand::Validate(a) => return super::validate::main(a),
@@ -742,6 +761,7 @@ fn import(args: ImportArgs) -> Result<u8, Failure> {
                 status_before: None,
                 status_after: *status,
                 text_before: None,
+                merged: None,
             });
         }
         outcomes.push(outcome);
@@ -781,6 +801,90 @@ fn render_all(args: StoreArgs) -> Result<u8, Failure> {
         print_json(&files);
     } else {
         report_files(&files);
+    }
+    Ok(0)
+}
+
+fn dedup(args: DedupArgs) -> Result<u8, Failure> {
+    let opened = Opened::open(&args.store)?;
+    let plan = crate::store::dedup::scan::plan(&opened.store).map_err(store_failure)?;
+    let apply = args.apply && !args.dry_run;
+    let mut files = Vec::new();
+    let mut undoable = true;
+    if apply && !(plan.merges.is_empty() && plan.conflicts.is_empty()) {
+        let changes =
+            crate::store::dedup::scan::apply(&opened.store, &plan).map_err(store_failure)?;
+        let curator = opened.curator();
+        let reason = format!(
+            "dedup: merged {}, held {} for review",
+            plan.merges.len(),
+            plan.conflicts.len()
+        );
+        files = curator
+            .sync_all(&reason, &changes)
+            .map_err(curate_failure)?;
+        if !files.iter().any(|f| f.log_seq.is_some()) {
+            undoable = curator
+                .log_unchanged(&opened.default_target(), &reason, &changes)
+                .map_err(curate_failure)?;
+        }
+    }
+    if opened.json {
+        print_json(&serde_json::json!({
+            "applied": apply,
+            "rules": plan.rules,
+            "merges": plan.merges,
+            "conflicts": plan.conflicts,
+            "files": files,
+        }));
+        return Ok(0);
+    }
+    println!("compared {} rule(s)", plan.rules);
+    if plan.merges.is_empty() && plan.conflicts.is_empty() {
+        println!("no duplicates or conflicts found");
+        return Ok(0);
+    }
+    if !plan.merges.is_empty() {
+        println!("merges ({}):", plan.merges.len());
+        for m in &plan.merges {
+            println!(
+                "  {} ← {} (similarity {:.2})\n      keep:  {}\n      merge: {}",
+                m.keep,
+                m.absorb,
+                m.similarity,
+                short(&m.keep_text, 90),
+                short(&m.absorb_text, 90)
+            );
+        }
+    }
+    if !plan.conflicts.is_empty() {
+        println!("conflicts ({}):", plan.conflicts.len());
+        for c in &plan.conflicts {
+            let why = serde_json::to_value(c.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            println!(
+                "  {} contradicts {} ({why})\n      held:  {}\n      keeps: {}",
+                c.id,
+                c.with,
+                short(&c.text, 90),
+                short(&c.with_text, 90)
+            );
+        }
+    }
+    if apply {
+        println!("applied: merged rules are retired into the rule kept, conflicts are proposed");
+        report_files(&files);
+        if undoable {
+            println!("`promptloop rules undo` takes this back");
+        } else {
+            eprintln!(
+                "note: no instruction file shows these rules, so `rules undo` cannot take this back"
+            );
+        }
+    } else {
+        println!("dry run: nothing changed; `promptloop rules dedup --apply` applies this");
     }
     Ok(0)
 }

@@ -248,6 +248,8 @@ pub(crate) fn curation(settings: &Settings) -> Curation {
             chars: r.budget.chars,
         },
         judge: r.dedup_judge,
+        // Needs settings keys (rules.dedup_embeddings.*) that settings.rs does not have yet.
+        embeddings: None,
         user_db: crate::store::user_db_path(&crate::settings::process_env),
         unproven_max_age_days: r.unproven_max_age(),
     }

@@ -177,6 +177,7 @@ impl<'a> Curator<'a> {
                     status_before: None,
                     status_after: *status,
                     text_before: None,
+                    merged: None,
                 }],
             ),
             LearnOutcome::Merged { id, .. } => (format!("learned {id} again"), Vec::new()),
@@ -238,6 +239,39 @@ impl<'a> Curator<'a> {
         let reason = format!("edited {}", change.rule_id);
         let files = self.sync_all(&reason, std::slice::from_ref(&change))?;
         Ok((change, files))
+    }
+
+    /// Logs store changes that changed no file (so `rules undo` can still take them back):
+    /// an entry whose body before and after is the section as it is. `false` when the file
+    /// has no section to log against.
+    pub fn log_unchanged(
+        &self,
+        target: &Target,
+        reason: &str,
+        changes: &[StoreChange],
+    ) -> Result<bool, CurateError> {
+        let snap = file::read_section(&target.path)?;
+        let Some(body) = snap.body else {
+            return Ok(false);
+        };
+        let shown = render::parse_body(&body)
+            .entries
+            .into_iter()
+            .filter_map(|e| e.id)
+            .collect();
+        self.store.log_file_change(&FileChange {
+            seq: 0,
+            target: target.key.clone(),
+            at: now(),
+            reason: reason.to_string(),
+            old_body: Some(body.clone()),
+            new_body: body,
+            shown,
+            hidden: 0,
+            store_changes: changes.to_vec(),
+            undone_by: None,
+        })?;
+        Ok(true)
     }
 
     /// Renders one target from the store, folding a hand edit of its section in first.
@@ -412,6 +446,7 @@ impl<'a> Curator<'a> {
                                 status_before: None,
                                 status_after: *status,
                                 text_before: None,
+                                merged: None,
                             });
                         }
                         LearnOutcome::Merged { id, .. } => {
@@ -490,6 +525,9 @@ impl<'a> Curator<'a> {
         }
         let mut reverted = Vec::new();
         for change in last.store_changes.iter().rev() {
+            if change.merged.is_some() {
+                reverted.push(self.store.revert_merge(change)?);
+            }
             if let Some(text) = &change.text_before {
                 let back = self.store.edit(
                     &change.rule_id,
@@ -587,6 +625,8 @@ pub struct Curation {
     pub budget: Budget,
     /// Ask the teacher about borderline duplicates.
     pub judge: bool,
+    /// Ask an embeddings endpoint instead (preferred over the teacher when set).
+    pub embeddings: Option<crate::store::dedup::embed::EmbeddingsConfig>,
     /// The user's store, for global rules.
     pub user_db: Option<PathBuf>,
     /// Days rules without evidence stay in the files (`None`: for ever).
@@ -613,13 +653,20 @@ pub fn learn_for_loop(
         _ => project_store,
     };
     let judge = teacher.map(|teacher| TeacherJudge { teacher });
+    // One embeddings judge per insert: its call budget is per insert. An endpoint that
+    // cannot be set up leaves the method alone (dedup never fails a learn).
+    let embedder = curation
+        .embeddings
+        .clone()
+        .and_then(|config| crate::store::dedup::embed::EmbeddingJudge::new(config).ok());
     let curator = Curator {
         store,
         project_dir: project_dir.to_path_buf(),
         budget: curation.budget,
         review: curation.review,
-        judge: match (&judge, curation.judge) {
-            (Some(j), true) => Some(j as &dyn Judge),
+        judge: match (&embedder, &judge, curation.judge) {
+            (Some(e), _, _) => Some(e as &dyn Judge),
+            (None, Some(j), true) => Some(j as &dyn Judge),
             _ => None,
         },
         unproven_max_age_days: curation.unproven_max_age_days,

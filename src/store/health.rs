@@ -24,7 +24,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, params_from_iter};
 use serde::Serialize;
 
-use super::dedup::{self, Features};
+use super::dedup::{self, Analysis};
 use super::{SqliteStore, StoreError, migrate};
 
 /// How old the rolling backup may get before an open refreshes it.
@@ -972,16 +972,16 @@ fn copy_table(from: &Connection, to: &Connection, table: &str) -> (u64, u64, Opt
 /// of rules that are gone.
 fn rebuild_index(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("DELETE FROM rule_tokens; DELETE FROM token_df;")?;
-    let rules: Vec<(String, String, String)> = {
-        let mut stmt = conn.prepare("SELECT id, features, rule FROM rules")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rules: Vec<(String, String, String, String)> = {
+        let mut stmt = conn.prepare("SELECT id, features, rule, \"when\" FROM rules")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    for (id, features, text) in rules {
-        let features = match Features::decode(&features) {
+    for (id, features, text, when) in rules {
+        let features = match Analysis::decode(&features) {
             Some(f) => f,
             None => {
-                let f = dedup::analyse(&text);
+                let f = dedup::analyse(&text, &when);
                 conn.execute(
                     "UPDATE rules SET features = ?2 WHERE id = ?1",
                     [&id, &f.encode()],
@@ -989,7 +989,7 @@ fn rebuild_index(conn: &Connection) -> rusqlite::Result<()> {
                 f
             }
         };
-        for token in &features.all {
+        for token in features.tokens() {
             conn.execute(
                 "INSERT OR IGNORE INTO rule_tokens(token, rule_id) VALUES (?1, ?2)",
                 [token, &id],

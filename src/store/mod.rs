@@ -282,6 +282,25 @@ pub struct StoreChange {
     pub status_after: Status,
     /// Its text before an edit (rule, when, why, category).
     pub text_before: Option<Rule>,
+    /// Another rule merged into this one (`promptloop rules dedup --apply`), for undo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeChange>,
+}
+
+/// What merging a stored rule into another added to the rule kept, so undo can take it
+/// back (and undoing the undo can add it again).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergeChange {
+    /// The rule merged in (retired by the merge, with a note naming the rule kept).
+    pub absorbed: String,
+    /// Its times learned, recurrences and times validated, added to the rule kept.
+    pub counts: [u32; 3],
+    /// The provenance entries copied in start at this sequence number of the rule kept.
+    pub provenance_from: i64,
+    /// Targets the rule kept gained.
+    pub targets_added: Vec<String>,
+    /// True once undone.
+    pub undone: bool,
 }
 
 /// One change to a managed section, as kept in the log.
@@ -477,6 +496,20 @@ pub trait RuleStore {
         &self,
     ) -> Result<std::collections::BTreeMap<String, evidence::Validation>, StoreError> {
         Ok(std::collections::BTreeMap::new())
+    }
+    /// Merges stored rule `absorb` into `keep` (counts, provenance, targets; `absorb` is
+    /// retired with a note): the changes, for the log and undo.
+    fn merge_rules(&self, keep: &str, absorb: &str) -> Result<Vec<StoreChange>, StoreError> {
+        let _ = (keep, absorb);
+        Err(StoreError::Invalid("merge rules: this store cannot".into()))
+    }
+    /// Takes back (or, for one already undone, applies again) the merge a change records;
+    /// returns the change that does so.
+    fn revert_merge(&self, change: &StoreChange) -> Result<StoreChange, StoreError> {
+        let _ = change;
+        Err(StoreError::Invalid(
+            "undo a merge: this store cannot".into(),
+        ))
     }
 }
 

@@ -105,13 +105,16 @@ pub fn files_by_rule(
 
 /// The terms of a text: its analysed tokens, and the words inside identifiers and paths.
 pub fn terms(text: &str) -> BTreeSet<String> {
-    let mut out: BTreeSet<String> = dedup::analyse(text).all.into_iter().collect();
+    let mut out: BTreeSet<String> = dedup::analyse(text, "")
+        .tokens()
+        .map(str::to_string)
+        .collect();
     let split: String = text
         .split(|c: char| !(c.is_alphanumeric()))
         .flat_map(split_camel)
         .collect::<Vec<_>>()
         .join(" ");
-    out.extend(dedup::analyse(&split).all);
+    out.extend(dedup::analyse(&split, "").tokens().map(str::to_string));
     out
 }
 

@@ -1,9 +1,11 @@
 //! [`RuleStore`] on an embedded SQLite database (bundled, WAL mode).
 //!
-//! Dedup lookup without a scan: every rule's tokens are kept in an inverted index
-//! (`rule_tokens`) with their document frequencies (`token_df`). A new rule probes only its
-//! rarest tokens, as many as prefix filtering needs to find every stored rule within the
-//! minimum similarity ([`dedup::probe_len`]), and only those candidates are compared.
+//! Dedup lookup without a scan: every rule's terms are kept in an inverted index
+//! (`rule_tokens`) with their document frequencies (`token_df`), which also give each term
+//! its rarity weight. A new rule probes only its heaviest (rarest) terms, as many as
+//! weighted prefix filtering needs to find every stored rule within the minimum similarity
+//! ([`dedup::probe_len`]); common terms weigh little and are rarely probed. Only the
+//! candidates that can still reach the bound are read and compared.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -11,10 +13,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
-use super::dedup::{self, Features, Judge, Relation, Thresholds};
+use super::dedup::{self, Analysis, Judge, Relation, Thresholds, Verdict};
 use super::{
-    AttemptRow, FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore,
-    RunRow, Scope, Status, StoreChange, StoreError, StoredFailure, StoredRule, migrate, now,
+    AttemptRow, FileChange, LearnOutcome, MergeChange, NewRule, Provenance, RuleEdit, RuleFilter,
+    RuleStore, RunRow, Scope, Status, StoreChange, StoreError, StoredFailure, StoredRule, migrate,
+    now,
 };
 use crate::rules::format::{Rule, one_line};
 
@@ -27,7 +30,31 @@ pub struct SqliteStore {
     /// True when this open created the schema (a new database).
     created: bool,
     thresholds: Thresholds,
+    /// At most this many judge calls per insert (the closest unsure candidates).
+    judge_calls: usize,
 }
+
+/// A stored rule the lookup found, with its analysis.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// Its id.
+    pub id: String,
+    /// Its status.
+    pub status: Status,
+    /// Its analysed form.
+    pub analysis: Analysis,
+    /// Its rule text.
+    pub text: String,
+}
+
+/// Terms in more rules than this are not looked up (see [`SqliteStore::candidates`]).
+pub const LOOKUP_POSTINGS: u64 = 1000;
+
+/// Judge calls per insert when none is configured.
+pub const DEFAULT_JUDGE_CALLS: usize = 3;
+
+/// The `meta` key naming the analysis version of the stored rules.
+const ANALYSIS_META: &str = "analysis_version";
 
 const RULE_COLUMNS: &str = "id, category, rule, \"when\", why, scope, status, note, \
     conflicts_with, created_at, updated_at, activated_at, last_learned_at, times_learned, \
@@ -71,12 +98,65 @@ impl SqliteStore {
         if from > 0 {
             super::health::refresh_backup(&conn, path);
         }
-        Ok(SqliteStore {
+        let store = SqliteStore {
             conn,
             path: path.to_path_buf(),
             created: from == 0,
             thresholds: Thresholds::default(),
-        })
+            judge_calls: DEFAULT_JUDGE_CALLS,
+        };
+        store.reanalyse_if_stale()?;
+        Ok(store)
+    }
+
+    /// Rules analysed by an older method are analysed again, and their index rebuilt, once
+    /// (in one transaction; the rules themselves are not changed).
+    fn reanalyse_if_stale(&self) -> Result<(), StoreError> {
+        if self.meta(ANALYSIS_META)?.as_deref() == Some(dedup::ANALYSIS_VERSION) {
+            return Ok(());
+        }
+        let tx = self.write_tx()?;
+        // Another process may have done it while we waited for the lock.
+        if self.meta(ANALYSIS_META)?.as_deref() != Some(dedup::ANALYSIS_VERSION) {
+            let rules: Vec<(String, String, String)> = {
+                let mut stmt = self.conn.prepare("SELECT id, rule, \"when\" FROM rules")?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            self.conn.execute("DELETE FROM rule_tokens", [])?;
+            self.conn.execute("DELETE FROM token_df", [])?;
+            let mut update = self
+                .conn
+                .prepare_cached("UPDATE rules SET features = ?2 WHERE id = ?1")?;
+            for (id, rule, when) in &rules {
+                let analysis = dedup::analyse(rule, when);
+                update.execute(params![id, analysis.encode()])?;
+                self.index_tokens(id, &analysis)?;
+            }
+            self.set_meta(ANALYSIS_META, dedup::ANALYSIS_VERSION)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Holds `id` for review as contradicting `with` (`rules dedup --apply`): it becomes
+    /// proposed, with a note and `conflicts_with`; the change, for the log and undo.
+    pub fn flag_conflict(&self, id: &str, with: &str) -> Result<StoreChange, StoreError> {
+        let theirs: String =
+            self.conn
+                .query_row("SELECT rule FROM rules WHERE id = ?1", [with], |r| r.get(0))?;
+        let note = format!("contradicts {with} (\"{theirs}\"); approve one, reject the other");
+        let change = self.set_status(id, Status::Proposed, Some(&note))?;
+        self.conn.execute(
+            "UPDATE rules SET conflicts_with = ?2 WHERE id = ?1",
+            params![change.rule_id, with],
+        )?;
+        Ok(change)
+    }
+
+    /// Sets how many judge calls one insert may make (`rules.dedup_judge_calls`).
+    pub fn set_judge_calls(&mut self, calls: usize) {
+        self.judge_calls = calls;
     }
 
     /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`). A deferred
@@ -136,64 +216,118 @@ impl SqliteStore {
         Ok(n as usize)
     }
 
-    /// Stored rules that may be within similarity `bound` of `f`: the union of the postings
-    /// of its rarest tokens (prefix filtering: complete for every rule with J ≥ `bound`).
-    fn candidates(
+    /// How many rules the store holds, for rarity weights: the largest rowid (rules are
+    /// never deleted), read in O(log n) where `COUNT(*)` would scan.
+    fn docs(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COALESCE(MAX(rowid), 0) FROM rules", [], |r| {
+                r.get(0)
+            })?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Document frequencies of `tokens`, added to `cache`.
+    fn load_df<'t>(
         &self,
-        f: &Features,
-        bound: f64,
-    ) -> Result<Vec<(String, Status, Features, String)>, StoreError> {
-        let probe = dedup::probe_len(f.all.len(), bound);
-        if probe == 0 {
-            return Ok(Vec::new());
-        }
+        tokens: impl IntoIterator<Item = &'t str>,
+        cache: &mut HashMap<String, u64>,
+    ) -> Result<(), StoreError> {
         let mut df_stmt = self
             .conn
             .prepare_cached("SELECT df FROM token_df WHERE token = ?1")?;
-        let mut by_rarity: Vec<(i64, &String)> = Vec::with_capacity(f.all.len());
-        for token in &f.all {
+        for token in tokens {
+            if cache.contains_key(token) {
+                continue;
+            }
             let df: i64 = df_stmt
                 .query_row([token], |r| r.get(0))
                 .optional()?
                 .unwrap_or(0);
-            by_rarity.push((df, token));
+            cache.insert(token.to_string(), df.max(0) as u64);
         }
-        by_rarity.sort();
-        // Beyond the prefix, every token that is not common is probed too; a candidate must
-        // then share at least `need` probed tokens (it can miss at most the unprobed ones),
-        // which drops the many rules that share one rare word by chance before any is read.
-        let n = by_rarity.len();
-        let overlap = n - probe + 1;
-        let rules: i64 =
-            self.conn
-                .query_row("SELECT COALESCE(MAX(rowid), 0) FROM rules", [], |r| {
-                    r.get(0)
-                })?;
-        let common = (rules / 50).max(50);
-        let mut probed = probe;
-        while probed < n && by_rarity[probed].0 <= common {
-            probed += 1;
+        Ok(())
+    }
+
+    /// Stored rules that may share `bound` of `a`'s weight: the postings of its heaviest
+    /// terms (weighted prefix filtering: complete for every rule with a weighted similarity
+    /// of at least `bound`), less those that cannot reach the bound with what they share.
+    /// Returns them with the document frequencies their comparison needs.
+    fn candidates(
+        &self,
+        a: &Analysis,
+        bound: f64,
+        df: &mut HashMap<String, u64>,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let docs = self.docs()?;
+        self.load_df(a.tokens(), df)?;
+        let mut by_weight: Vec<(f64, &str)> = a
+            .terms
+            .iter()
+            .map(|t| {
+                let w = dedup::term_weight(
+                    t,
+                    dedup::idf(docs, df[t.text.as_str()].max(1)),
+                    &self.thresholds,
+                );
+                (w, t.text.as_str())
+            })
+            .collect();
+        by_weight.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(y.1)));
+        let total: f64 = by_weight.iter().map(|(w, _)| *w).sum();
+        // Terms in more than LOOKUP_POSTINGS rules are not looked up (their weight is low;
+        // their postings are long): the lookup is complete for rules that share `bound` of
+        // the weight of this rule's other terms.
+        let mut rare: Vec<(f64, &str)> = by_weight
+            .iter()
+            .copied()
+            .filter(|(_, t)| df[*t] <= LOOKUP_POSTINGS)
+            .collect();
+        // A rule made mostly of common terms looks up its rarest ones too, until they carry
+        // half its weight (longer postings, but such rules are few).
+        let mut common: Vec<(f64, &str)> = by_weight
+            .iter()
+            .copied()
+            .filter(|(_, t)| df[*t] > LOOKUP_POSTINGS)
+            .collect();
+        common.sort_by_key(|(_, t)| df[*t]);
+        let mut common = common.into_iter();
+        while rare.iter().map(|(w, _)| w).sum::<f64>() < total / 2.0 {
+            match common.next() {
+                Some(x) => rare.push(x),
+                None => break,
+            }
         }
-        let need = overlap.saturating_sub(n - probed).max(1);
-        let mut counts: HashMap<String, usize> = HashMap::new();
+        rare.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(y.1)));
+        let rare_weights: Vec<f64> = rare.iter().map(|(w, _)| *w).collect();
+        let rare_total: f64 = rare_weights.iter().sum();
+        // Probe until what is left out weighs under half the bound: a candidate must then
+        // share at least half the bound in probed terms, which the many rules that share one
+        // word with this one do not.
+        let probed = dedup::probe_len(&rare_weights, bound / 2.0);
+        let unprobed: f64 = rare_weights[probed..].iter().sum();
+        let mut shared: HashMap<String, f64> = HashMap::new();
         let mut post = self
             .conn
             .prepare_cached("SELECT rule_id FROM rule_tokens WHERE token = ?1")?;
-        for (df, token) in by_rarity.into_iter().take(probed) {
-            if df == 0 {
+        for (w, token) in rare.iter().take(probed) {
+            if df[*token] == 0 {
                 continue;
             }
-            let rows = post.query_map([token], |r| r.get::<_, String>(0))?;
-            for id in rows {
-                *counts.entry(id?).or_default() += 1;
+            for id in post.query_map([token], |r| r.get::<_, String>(0))? {
+                *shared.entry(id?).or_default() += w;
             }
         }
-        let ids: Vec<String> = counts
+        let need_rare = bound * rare_total - 1e-9;
+        let need = bound * total - 1e-9;
+        let ids: Vec<String> = shared
             .into_iter()
-            .filter(|(_, c)| *c >= need)
+            .filter(|(_, s)| s + unprobed >= need_rare)
             .map(|(id, _)| id)
             .collect();
-        // Verified in batches: one statement per 200 candidates, compact features.
+        let mine: HashMap<&str, f64> = by_weight.iter().map(|(w, t)| (*t, *w)).collect();
+        // Read in batches: one statement per 200 candidates, compact stored analyses; keep
+        // those whose exact overlap with this rule reaches the bound.
         let mut out = Vec::new();
         for chunk in ids.chunks(200) {
             let marks = vec!["?"; chunk.len()].join(", ");
@@ -210,12 +344,66 @@ impl SqliteStore {
             })?;
             for row in rows {
                 let (id, status, features, text) = row?;
-                let features = Features::decode(&features)
-                    .ok_or_else(|| StoreError::Corrupt(format!("features of {id}")))?;
-                out.push((id, parse_status(&status)?, features, text));
+                let overlap: f64 = Analysis::tokens_of(&features)
+                    .filter_map(|t| mine.get(t))
+                    .sum();
+                if overlap < need {
+                    continue;
+                }
+                let analysis = Analysis::decode(&features)
+                    .ok_or_else(|| StoreError::Corrupt(format!("analysis of {id}")))?;
+                out.push(Candidate {
+                    id,
+                    status: parse_status(&status)?,
+                    analysis,
+                    text,
+                });
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|x, y| x.id.cmp(&y.id));
+        let theirs: Vec<String> = out
+            .iter()
+            .flat_map(|c| c.analysis.tokens().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        self.load_df(theirs.iter().map(String::as_str), df)?;
+        Ok(out)
+    }
+
+    /// How `a` relates to every stored rule it may relate to, with the judge asked about
+    /// the closest unsure ones (at most `judge_calls` of them).
+    pub fn relations(
+        &self,
+        a: &Analysis,
+        text: &str,
+        judge: Option<&dyn Judge>,
+    ) -> Result<Vec<(Candidate, Verdict)>, StoreError> {
+        let mut df = HashMap::new();
+        let bound = if judge.is_some() {
+            self.thresholds.unsure
+        } else {
+            self.thresholds.lookup
+        };
+        let found = self.candidates(a, bound, &mut df)?;
+        let docs = self.docs()?;
+        let rarity = |token: &str| dedup::idf(docs, df.get(token).copied().unwrap_or(0).max(1));
+        let mut out: Vec<(Candidate, Verdict)> = found
+            .into_iter()
+            .map(|c| {
+                let v = dedup::compare(a, &c.analysis, &rarity, &self.thresholds);
+                (c, v)
+            })
+            .collect();
+        if let Some(judge) = judge {
+            let mut unsure: Vec<usize> = (0..out.len())
+                .filter(|k| out[*k].1.relation == Relation::Borderline)
+                .collect();
+            unsure.sort_by(|x, y| out[*y].1.similarity.total_cmp(&out[*x].1.similarity));
+            for k in unsure.into_iter().take(self.judge_calls) {
+                if judge.same_rule(text, &out[k].0.text) == Some(true) {
+                    out[k].1.relation = Relation::Same;
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -245,7 +433,7 @@ impl SqliteStore {
 
     /// Inserts a rule row with its targets, tokens and provenance (inside the caller's
     /// transaction).
-    fn insert_row(&self, rule: &StoredRule, features: &Features) -> Result<(), StoreError> {
+    fn insert_row(&self, rule: &StoredRule, features: &Analysis) -> Result<(), StoreError> {
         let features_json = features.encode();
         self.conn.execute(
             &format!(
@@ -290,7 +478,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn index_tokens(&self, id: &str, features: &Features) -> Result<(), StoreError> {
+    fn index_tokens(&self, id: &str, features: &Analysis) -> Result<(), StoreError> {
         let mut post = self
             .conn
             .prepare_cached("INSERT OR IGNORE INTO rule_tokens(token, rule_id) VALUES (?1, ?2)")?;
@@ -298,7 +486,7 @@ impl SqliteStore {
             "INSERT INTO token_df(token, df) VALUES (?1, 1)
              ON CONFLICT(token) DO UPDATE SET df = df + 1",
         )?;
-        for token in &features.all {
+        for token in features.tokens() {
             if post.execute(params![token, id])? > 0 {
                 df.execute([token])?;
             }
@@ -345,6 +533,44 @@ impl SqliteStore {
             ],
         )?;
         Ok(())
+    }
+
+    /// Adds `gone`'s counts, provenance and targets to `kept` (inside the caller's
+    /// transaction).
+    fn add_merge(&self, kept: &StoredRule, gone: &StoredRule) -> Result<MergeChange, StoreError> {
+        let provenance_from: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(seq), -1) + 1 FROM provenance WHERE rule_id = ?1",
+            [&kept.id],
+            |r| r.get(0),
+        )?;
+        for p in &gone.provenance {
+            self.add_provenance(&kept.id, p)?;
+        }
+        let counts = [gone.times_learned, gone.recurrences, gone.times_validated];
+        let last = kept
+            .last_learned_at
+            .clone()
+            .max(gone.last_learned_at.clone());
+        self.conn.execute(
+            "UPDATE rules SET times_learned = times_learned + ?2, recurrences = recurrences + ?3,
+                 times_validated = times_validated + ?4, last_learned_at = ?5, updated_at = ?6
+             WHERE id = ?1",
+            params![kept.id, counts[0], counts[1], counts[2], last, now()],
+        )?;
+        let targets_added: Vec<String> = gone
+            .targets
+            .iter()
+            .filter(|t| !kept.targets.contains(t))
+            .cloned()
+            .collect();
+        self.add_targets(&kept.id, &targets_added)?;
+        Ok(MergeChange {
+            absorbed: gone.id.clone(),
+            counts,
+            provenance_from,
+            targets_added,
+            undone: false,
+        })
     }
 
     /// Resolves an id or a unique prefix (`7f3a`, `r-7f3a`).
@@ -547,35 +773,27 @@ impl RuleStore for SqliteStore {
                 "learn a rule: its text is empty".into(),
             ));
         }
-        let features = dedup::analyse(&rule.rule);
+        let features = dedup::analyse(&rule.rule, &rule.when);
         let tx = self.write_tx()?;
         let mut same: Option<(u8, f64, String, Status)> = None;
         let mut conflict: Option<(f64, String)> = None;
-        for (id, status, theirs, text) in
-            self.candidates(&features, self.thresholds.lookup(judge.is_some()))?
-        {
-            let (relation, sim) = dedup::relate(&features, &theirs, &self.thresholds);
-            let relation = match (relation, judge) {
-                (Relation::Borderline, Some(j)) if j.same_rule(&rule.rule, &text) == Some(true) => {
-                    Relation::Same
-                }
-                (r, _) => r,
-            };
-            match relation {
+        for (c, verdict) in self.relations(&features, &rule.rule, judge)? {
+            let sim = verdict.similarity;
+            match verdict.relation {
                 Relation::Same => {
-                    let key = (status_rank(status), -sim);
+                    let key = (status_rank(c.status), -sim);
                     if same
                         .as_ref()
                         .is_none_or(|(rank, s, _, _)| key < (*rank, -*s))
                     {
-                        same = Some((status_rank(status), sim, id, status));
+                        same = Some((status_rank(c.status), sim, c.id, c.status));
                     }
                 }
                 Relation::Conflict
-                    if status == Status::Active
+                    if c.status == Status::Active
                         && conflict.as_ref().is_none_or(|(s, _)| sim > *s) =>
                 {
-                    conflict = Some((sim, id));
+                    conflict = Some((sim, c.id));
                 }
                 _ => {}
             }
@@ -662,7 +880,7 @@ impl RuleStore for SqliteStore {
         if taken {
             rule.id = self.new_id(&rule.rule.rule)?;
         }
-        let features = dedup::analyse(&rule.rule.rule);
+        let features = dedup::analyse(&rule.rule.rule, &rule.rule.when);
         self.insert_row(&rule, &features)?;
         tx.commit()?;
         Ok(rule.id)
@@ -719,6 +937,7 @@ impl RuleStore for SqliteStore {
             status_before: Some(before),
             status_after: status,
             text_before: None,
+            merged: None,
         })
     }
 
@@ -746,7 +965,7 @@ impl RuleStore for SqliteStore {
             }
         }
         let tx = self.write_tx()?;
-        let features = dedup::analyse(&rule.rule);
+        let features = dedup::analyse(&rule.rule, &rule.when);
         let features_json = features.encode();
         self.conn.execute(
             "UPDATE rules SET category = ?2, rule = ?3, \"when\" = ?4, why = ?5, features = ?6,
@@ -774,6 +993,7 @@ impl RuleStore for SqliteStore {
             status_before: Some(current.status),
             status_after: current.status,
             text_before: Some(current.rule),
+            merged: None,
         })
     }
 
@@ -1119,6 +1339,76 @@ impl RuleStore for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn merge_rules(&self, keep: &str, absorb: &str) -> Result<Vec<StoreChange>, StoreError> {
+        let keep = self.resolve(keep)?;
+        let absorb = self.resolve(absorb)?;
+        if keep == absorb {
+            return Err(StoreError::Invalid(format!("merge {keep} into itself")));
+        }
+        let tx = self.write_tx()?;
+        let kept = self.load(&keep)?;
+        let gone = self.load(&absorb)?;
+        let merge = self.add_merge(&kept, &gone)?;
+        let note = format!("merged into {keep} (promptloop rules dedup)");
+        let retired = self.set_status(&absorb, Status::Retired, Some(&note))?;
+        tx.commit()?;
+        Ok(vec![
+            StoreChange {
+                rule_id: keep,
+                status_before: Some(kept.status),
+                status_after: kept.status,
+                text_before: None,
+                merged: Some(merge),
+            },
+            retired,
+        ])
+    }
+
+    fn revert_merge(&self, change: &StoreChange) -> Result<StoreChange, StoreError> {
+        let Some(m) = &change.merged else {
+            return Err(StoreError::Invalid(format!(
+                "undo a merge into {}: the change records none",
+                change.rule_id
+            )));
+        };
+        let tx = self.write_tx()?;
+        let kept = self.load(&change.rule_id)?;
+        let merge = if m.undone {
+            let gone = self.load(&m.absorbed)?;
+            self.add_merge(&kept, &gone)?
+        } else {
+            self.conn.execute(
+                "DELETE FROM provenance WHERE rule_id = ?1 AND seq >= ?2",
+                params![kept.id, m.provenance_from],
+            )?;
+            self.conn.execute(
+                "UPDATE rules SET times_learned = MAX(times_learned - ?2, 1),
+                     recurrences = MAX(recurrences - ?3, 0),
+                     times_validated = MAX(times_validated - ?4, 0), updated_at = ?5
+                 WHERE id = ?1",
+                params![kept.id, m.counts[0], m.counts[1], m.counts[2], now()],
+            )?;
+            for t in &m.targets_added {
+                self.conn.execute(
+                    "DELETE FROM rule_targets WHERE rule_id = ?1 AND target = ?2",
+                    params![kept.id, t],
+                )?;
+            }
+            MergeChange {
+                undone: true,
+                ..m.clone()
+            }
+        };
+        tx.commit()?;
+        Ok(StoreChange {
+            rule_id: kept.id,
+            status_before: Some(kept.status),
+            status_after: kept.status,
+            text_before: None,
+            merged: Some(merge),
+        })
     }
 }
 

@@ -1,0 +1,87 @@
+//! `cargo bench --bench curation`: the dedup method's merge and conflict precision and
+//! recall on the labelled rule pairs, with the confusion matrices.
+//!
+//! - `tests/fixtures/curation/heldout.jsonl`: the held-out pairs, written before the method
+//!   and never tuned on (the figures that count);
+//! - `tests/fixtures/curation/dev.jsonl`: the pairs the method was tuned on;
+//! - `tests/fixtures/dedup_pairs.jsonl`: the older 167 pairs, an extra check.
+//!
+//! Each pair is scored with the rarity weights of the rules of its own file, as a store
+//! holding them would weigh them. `-- --errors` lists the pairs the method gets wrong.
+
+use std::path::Path;
+
+use promptloop::store::dedup::Thresholds;
+use promptloop::store::dedup::eval::{self, Scored};
+
+fn main() {
+    let errors = std::env::args().any(|a| a == "--errors");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sets = [
+        (
+            "held-out (never tuned on)",
+            "tests/fixtures/curation/heldout.jsonl",
+        ),
+        ("dev (tuned on)", "tests/fixtures/curation/dev.jsonl"),
+        (
+            "older pairs (extra check)",
+            "tests/fixtures/dedup_pairs.jsonl",
+        ),
+    ];
+    println!("promptloop curation: merge and conflict detection on labelled rule pairs\n");
+    for (title, file) in sets {
+        let text = match std::fs::read_to_string(root.join(file)) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("read {file}: {e}");
+                std::process::exit(2);
+            }
+        };
+        let pairs = match eval::read_pairs(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("read {file}: {e}");
+                std::process::exit(2);
+            }
+        };
+        let (confusion, scored) = eval::score(&pairs, &Thresholds::default());
+        print!("{}", confusion.table(&format!("{title}: {file}")));
+        let asymmetric = scored.iter().filter(|s| s.reverse.is_some()).count();
+        println!("  verdicts that change when the pair is swapped: {asymmetric}");
+        let t = Thresholds::default();
+        let unreached = scored
+            .iter()
+            .filter(|s| s.correct() && s.pair.label != "different" && s.reach < t.lookup)
+            .count();
+        println!(
+            "  right merges or conflicts the store's lookup (bound {}) misses from one side: {unreached}",
+            t.lookup
+        );
+        let by_kind = eval::by(&scored, |p| format!("{}/{}", p.label, p.kind));
+        let kinds: Vec<String> = by_kind
+            .iter()
+            .map(|(k, (right, n))| format!("{k} {right}/{n}"))
+            .collect();
+        println!("  by kind: {}\n", kinds.join(", "));
+        if errors {
+            for s in scored.iter().filter(|s| !s.correct()) {
+                print_error(s);
+            }
+            println!();
+        }
+    }
+}
+
+fn print_error(s: &Scored) {
+    println!(
+        "  {} {} ({}): {:?} by {:?}, similarity {:.2}\n    a: {}\n    b: {}",
+        s.pair.id,
+        s.pair.label,
+        s.pair.kind,
+        s.verdict.relation,
+        s.verdict.reason,
+        s.verdict.similarity,
+        s.pair.a.rule,
+        s.pair.b.rule
+    );
+}

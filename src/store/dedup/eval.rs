@@ -1,0 +1,232 @@
+//! Scoring the method on labelled pairs: the confusion matrix, merge and conflict
+//! precision and recall. Used by `cargo bench --bench curation` and the tests.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{Analysis, Rarity, Relation, Thresholds, Verdict, analyse, compare};
+
+/// A rule as the labelled pairs give it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PairRule {
+    /// The rule text.
+    pub rule: String,
+    /// When it applies.
+    #[serde(default)]
+    pub when: String,
+    /// Why.
+    #[serde(default)]
+    pub why: String,
+}
+
+/// One labelled pair.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Pair {
+    /// Its id.
+    #[serde(default)]
+    pub id: String,
+    /// Topic (python, js, go, …).
+    #[serde(default)]
+    pub topic: String,
+    /// `same`, `different` or `conflict`.
+    pub label: String,
+    /// What kind of pair (paraphrase, subject, value, choice, flip, order, …).
+    #[serde(default)]
+    pub kind: String,
+    /// One rule.
+    pub a: PairRule,
+    /// The other.
+    pub b: PairRule,
+}
+
+/// The true classes, in matrix order.
+pub const LABELS: [&str; 3] = ["same", "different", "conflict"];
+
+/// A confusion matrix: `counts[label][predicted]`, predicted in merge / apart / conflict.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Confusion {
+    /// Rows: same, different, conflict. Columns: merged, kept apart, held as conflict.
+    pub counts: [[usize; 3]; 3],
+}
+
+impl Confusion {
+    fn add(&mut self, label: usize, predicted: Relation) {
+        let col = match predicted {
+            Relation::Same => 0,
+            Relation::Distinct | Relation::Borderline => 1,
+            Relation::Conflict => 2,
+        };
+        self.counts[label][col] += 1;
+    }
+
+    /// Pairs counted.
+    pub fn total(&self) -> usize {
+        self.counts.iter().flatten().sum()
+    }
+
+    fn ratio(num: usize, den: usize) -> f64 {
+        if den == 0 {
+            1.0
+        } else {
+            num as f64 / den as f64
+        }
+    }
+
+    /// Of the pairs merged, the share labelled same.
+    pub fn merge_precision(&self) -> f64 {
+        let merged: usize = (0..3).map(|r| self.counts[r][0]).sum();
+        Self::ratio(self.counts[0][0], merged)
+    }
+
+    /// Of the pairs labelled same, the share merged.
+    pub fn merge_recall(&self) -> f64 {
+        Self::ratio(self.counts[0][0], self.counts[0].iter().sum())
+    }
+
+    /// Of the pairs held as conflicts, the share labelled conflict.
+    pub fn conflict_precision(&self) -> f64 {
+        let held: usize = (0..3).map(|r| self.counts[r][2]).sum();
+        Self::ratio(self.counts[2][2], held)
+    }
+
+    /// Of the pairs labelled conflict, the share held as conflicts.
+    pub fn conflict_recall(&self) -> f64 {
+        Self::ratio(self.counts[2][2], self.counts[2].iter().sum())
+    }
+
+    /// The matrix as a table, with the four figures.
+    pub fn table(&self, title: &str) -> String {
+        let mut s = format!(
+            "{title} ({} pairs)\n  {:<18} {:>7} {:>7} {:>9}\n",
+            self.total(),
+            "label \\ predicted",
+            "merged",
+            "apart",
+            "conflict"
+        );
+        for (r, label) in LABELS.iter().enumerate() {
+            s.push_str(&format!(
+                "  {:<18} {:>7} {:>7} {:>9}\n",
+                label, self.counts[r][0], self.counts[r][1], self.counts[r][2]
+            ));
+        }
+        s.push_str(&format!(
+            "  merge precision {:.3}  recall {:.3}   conflict precision {:.3}  recall {:.3}\n",
+            self.merge_precision(),
+            self.merge_recall(),
+            self.conflict_precision(),
+            self.conflict_recall()
+        ));
+        s
+    }
+}
+
+/// One scored pair.
+#[derive(Clone, Debug)]
+pub struct Scored {
+    /// The pair.
+    pub pair: Pair,
+    /// The method's verdict (a against b).
+    pub verdict: Verdict,
+    /// The verdict the other way round, when it differs.
+    pub reverse: Option<Verdict>,
+    /// The smaller of the two exact-overlap shares ([`super::overlap_share`]): a related
+    /// pair below the store's lookup bound would not be looked up from that side.
+    pub reach: f64,
+}
+
+impl Scored {
+    /// Whether the verdict agrees with the label.
+    pub fn correct(&self) -> bool {
+        matches!(
+            (self.pair.label.as_str(), self.verdict.relation),
+            ("same", Relation::Same)
+                | ("conflict", Relation::Conflict)
+                | ("different", Relation::Distinct | Relation::Borderline)
+        )
+    }
+}
+
+/// Reads labelled pairs, one JSON object a line (either this format, or the older one with
+/// `a` and `b` as plain rule texts and `distinct` for `different`).
+pub fn read_pairs(text: &str) -> Result<Vec<Pair>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+        let rule = |v: &serde_json::Value| -> Option<PairRule> {
+            match v {
+                serde_json::Value::String(s) => Some(PairRule {
+                    rule: s.clone(),
+                    when: String::new(),
+                    why: String::new(),
+                }),
+                other => serde_json::from_value(other.clone()).ok(),
+            }
+        };
+        let (Some(a), Some(b)) = (rule(&value["a"]), rule(&value["b"])) else {
+            return Err(format!("line {}: no rules a and b", n + 1));
+        };
+        let label = match value["label"].as_str() {
+            Some("distinct") => "different".to_string(),
+            Some(l @ ("same" | "different" | "conflict")) => l.to_string(),
+            other => return Err(format!("line {}: unknown label {other:?}", n + 1)),
+        };
+        out.push(Pair {
+            id: value["id"].as_str().unwrap_or_default().to_string(),
+            topic: value["topic"].as_str().unwrap_or_default().to_string(),
+            label,
+            kind: value["kind"]
+                .as_str()
+                .or(value["split"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+            a,
+            b,
+        });
+    }
+    Ok(out)
+}
+
+/// Scores `pairs` with the rarity of their own rules (as a store holding them would weigh
+/// them): the confusion matrix and every pair's verdict.
+pub fn score(pairs: &[Pair], t: &Thresholds) -> (Confusion, Vec<Scored>) {
+    let analysed: Vec<(Analysis, Analysis)> = pairs
+        .iter()
+        .map(|p| (analyse(&p.a.rule, &p.a.when), analyse(&p.b.rule, &p.b.when)))
+        .collect();
+    let rarity = Rarity::of(analysed.iter().flat_map(|(a, b)| [a, b]));
+    let weight = |token: &str| rarity.weight(token);
+    let mut confusion = Confusion::default();
+    let mut scored = Vec::with_capacity(pairs.len());
+    for (p, (a, b)) in pairs.iter().zip(&analysed) {
+        let verdict = compare(a, b, &weight, t);
+        let back = compare(b, a, &weight, t);
+        let label = LABELS.iter().position(|l| *l == p.label).unwrap_or(1);
+        confusion.add(label, verdict.relation);
+        let reach =
+            super::overlap_share(a, b, &weight, t).min(super::overlap_share(b, a, &weight, t));
+        scored.push(Scored {
+            pair: p.clone(),
+            verdict,
+            reverse: (back.relation != verdict.relation).then_some(back),
+            reach,
+        });
+    }
+    (confusion, scored)
+}
+
+/// Scores per value of a key (topic or kind), for the report.
+pub fn by<F: Fn(&Pair) -> String>(scored: &[Scored], key: F) -> BTreeMap<String, (usize, usize)> {
+    let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for s in scored {
+        let e = out.entry(key(&s.pair)).or_default();
+        e.0 += usize::from(s.correct());
+        e.1 += 1;
+    }
+    out
+}

@@ -1,0 +1,54 @@
+use super::*;
+
+fn rel(a: &str, b: &str) -> Relation {
+    let (x, y) = (analyse(a, ""), analyse(b, ""));
+    compare(&x, &y, &|_| 1.0, &Thresholds::default()).relation
+}
+
+#[test]
+fn analysis_round_trips_through_its_stored_form() {
+    let a = analyse(
+        "Use `===` instead of `==`; never call eval() on user_input, keep numpy<2 and a 30 s timeout.",
+        "Writing the parser",
+    );
+    assert_eq!(Analysis::decode(&a.encode()), Some(a));
+    assert_eq!(
+        Analysis::decode(&Analysis::default().encode()),
+        Some(Analysis::default())
+    );
+    assert_eq!(Analysis::decode("a b"), None);
+}
+
+#[test]
+fn paraphrases_merge_and_flips_conflict() {
+    let base = "Return None, not 0, from safe_divide when the divisor is zero.";
+    assert_eq!(
+        rel(
+            base,
+            "When dividing by zero in safe_divide, return None instead of 0."
+        ),
+        Relation::Same
+    );
+    assert_eq!(
+        rel(
+            base,
+            "Return 0, not None, from safe_divide when the divisor is zero."
+        ),
+        Relation::Conflict
+    );
+    assert_eq!(
+        rel(
+            base,
+            "Return None, not 0, from safe_modulo when the divisor is zero."
+        ),
+        Relation::Distinct
+    );
+}
+
+#[test]
+fn probe_len_leaves_out_less_than_the_bound() {
+    assert_eq!(probe_len(&[], 0.5), 0);
+    assert_eq!(probe_len(&[1.0], 0.5), 1);
+    assert_eq!(probe_len(&[4.0, 3.0, 2.0, 1.0], 0.5), 2);
+    assert_eq!(probe_len(&[1.0; 10], 0.5), 6);
+}
