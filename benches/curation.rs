@@ -7,7 +7,8 @@
 //! - `tests/fixtures/dedup_pairs.jsonl`: the older 167 pairs, an extra check.
 //!
 //! Each pair is scored with the rarity weights of the rules of its own file, as a store
-//! holding them would weigh them. `-- --errors` lists the pairs the method gets wrong.
+//! holding them would weigh them. `-- --errors` lists the pairs the method gets wrong;
+//! `-- --only dev` (or `held-out`, `older`) scores one set.
 
 use std::path::Path;
 
@@ -15,7 +16,14 @@ use promptloop::store::dedup::Thresholds;
 use promptloop::store::dedup::eval::{self, Scored};
 
 fn main() {
-    let errors = std::env::args().any(|a| a == "--errors");
+    let args: Vec<String> = std::env::args().collect();
+    let errors = args.iter().any(|a| a == "--errors");
+    // `--only dev` scores one set (tuning reads the dev pairs' errors, never the held-out's).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sets = [
         (
@@ -30,6 +38,9 @@ fn main() {
     ];
     println!("promptloop curation: merge and conflict detection on labelled rule pairs\n");
     for (title, file) in sets {
+        if only.as_deref().is_some_and(|o| !title.starts_with(o)) {
+            continue;
+        }
         let text = match std::fs::read_to_string(root.join(file)) {
             Ok(t) => t,
             Err(e) => {
