@@ -599,7 +599,7 @@ fn a_screenshot_of_every_view() {
     }
     // The inbox shows the conflict side by side and the rule waiting for review.
     browser.goto(&server.base());
-    assert_eq!(browser.count(".pair .side"), 2);
+    assert_eq!(browser.count(".pair .side"), 2, "{}", browser.text("main"));
     assert!(browser.text(".pair").contains("Return 0, not None"));
     assert!(browser.text("main").contains("math.fsum()"));
     // The rule's page shows the failure that taught it and the attempt's diff.

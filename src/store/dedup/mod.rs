@@ -347,6 +347,19 @@ fn same_dimension(a: &str, b: &str) -> bool {
     a == b || (a.is_empty() && matches!(b, "%" | "x")) || (b.is_empty() && matches!(a, "%" | "x"))
 }
 
+/// Whether `terms` name the number of `value` anywhere (as a value or inside code): a rule
+/// that mentions both numbers does not replace one with the other ("not 0" and
+/// "`safe_divide(1, 0) is None`" agree on 0).
+fn mentions_value(terms: &[Term], value: &str) -> bool {
+    let num = value_parts(value).2;
+    !num.is_empty()
+        && terms.iter().any(|t| match t.kind {
+            Kind::Value => value_parts(&t.text).2 == num,
+            Kind::Ident => t.text == num,
+            Kind::Word => false,
+        })
+}
+
 fn values_match(a: &str, b: &str) -> bool {
     let (da, xa, na) = value_parts(a);
     let (db, xb, nb) = value_parts(b);
@@ -561,6 +574,8 @@ pub fn compare(
             if x.kind == Kind::Value
                 && y.kind == Kind::Value
                 && same_dimension(value_parts(&x.text).0, value_parts(&y.text).0)
+                && !mentions_value(&b.terms, &x.text)
+                && !mentions_value(&a.terms, &y.text)
             {
                 value = true;
                 substituted_a[i] = true;

@@ -52,3 +52,30 @@ fn probe_len_leaves_out_less_than_the_bound() {
     assert_eq!(probe_len(&[4.0, 3.0, 2.0, 1.0], 0.5), 2);
     assert_eq!(probe_len(&[1.0; 10], 0.5), 6);
 }
+
+/// A rule and a learned test expectation that agree on the value (`None` for a zero
+/// divisor) are not a conflict just because the test's call also passes a 1.
+#[test]
+fn a_value_both_rules_mention_is_not_a_substitution() {
+    let a = analyse(
+        "Return None, not 0, from safe_divide when dividing by zero",
+        "Writing safe_* helpers",
+    );
+    let b = analyse(
+        "Keep `tests/test_calculator.py::test_safe_divide_by_zero_returns_none` passing: it \
+         requires `safe_divide(1, 0) is None`.",
+        "Changing `safe_divide`.",
+    );
+    let w = |_: &str| 1.0;
+    for (x, y) in [(&a, &b), (&b, &a)] {
+        let v = compare(x, y, &w, &Thresholds::default());
+        assert_ne!(v.relation, Relation::Conflict, "{v:?}");
+    }
+    // A value that replaces another is still a conflict.
+    let c = analyse("Set the HTTP client timeout to 30 s", "");
+    let d = analyse("Set the HTTP client timeout to 5 s", "");
+    assert_eq!(
+        compare(&c, &d, &w, &Thresholds::default()).relation,
+        Relation::Conflict
+    );
+}
