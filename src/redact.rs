@@ -1104,7 +1104,16 @@ fn looks_like_type(value: &str) -> bool {
         || value.ends_with('?')
         || matches!(
             value,
-            "str" | "string" | "String" | "bytes" | "int" | "bool" | "SecretStr" | "Any" | "object"
+            "str"
+                | "string"
+                | "String"
+                | "bytes"
+                | "int"
+                | "bool"
+                | "SecretStr"
+                | "SecretBytes"
+                | "Any"
+                | "object"
         )
 }
 

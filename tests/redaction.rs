@@ -340,6 +340,8 @@ fn code_and_look_alike_names_stay() {
         "PASSWORD_FIELD = \"password\"",
         "pseudo_token: Pattern",
         "token: str",
+        "    password: SecretBytes",
+        "    password: SecretStr",
         "bypass = \"x7kq\"",
         "compass: x7kq",
         "PASS_THROUGH=1",
