@@ -704,6 +704,17 @@ pub fn compare(
     if subject {
         return verdict(Relation::Distinct, Reason::Subject);
     }
+    // Two orders ("X before Y") whose earlier steps share nothing at all: two instructions
+    // for the same moment ("Run the tests before saying it is done" / "Summarise the
+    // changes before saying it is done"). Steps that moved to the other side are an order
+    // conflict, not this.
+    let unmatched_steps = |terms: &[Term], m: &[Option<(usize, f64)>]| {
+        let early: Vec<usize> = (0..terms.len()).filter(|&k| terms[k].early).collect();
+        !early.is_empty() && terms.iter().any(|x| x.late) && early.iter().all(|&k| m[k].is_none())
+    };
+    if unmatched_steps(&a.terms, &ma) && unmatched_steps(&b.terms, &mb) {
+        return verdict(Relation::Distinct, Reason::Subject);
+    }
     // Another value or alternative claims the same thing: a swapped subject beside it, even
     // in a looser frame, says it is another thing ("Postgres 16" / "Redis 7").
     if (value || choice) && swapped_subject && template >= t.loose {

@@ -79,3 +79,21 @@ fn a_value_both_rules_mention_is_not_a_substitution() {
         Relation::Conflict
     );
 }
+
+/// Two orders whose earlier steps share nothing are two instructions for one moment; the
+/// same steps the other way round stay an order conflict.
+#[test]
+fn orders_with_nothing_in_common_before_the_same_moment_are_distinct() {
+    let w = |_: &str| 1.0;
+    let t = Thresholds::default();
+    let a = analyse("Run the tests before saying the task is finished.", "");
+    let b = analyse(
+        "Summarise the changes before saying the task is finished.",
+        "",
+    );
+    assert_eq!(compare(&a, &b, &w, &t).relation, Relation::Distinct);
+    assert_eq!(compare(&b, &a, &w, &t).relation, Relation::Distinct);
+    let c = analyse("Run the tests before you commit.", "");
+    let d = analyse("Commit before you run the tests.", "");
+    assert_eq!(compare(&c, &d, &w, &t).relation, Relation::Conflict);
+}
