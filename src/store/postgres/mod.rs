@@ -18,7 +18,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use postgres::{Client, GenericClient, Row, Transaction};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use super::dedup::{self, Features, Judge, Relation, Thresholds};
 use super::{
@@ -36,6 +37,8 @@ const LEARN_LOCK_CLASS: i32 = 0x706c_726c;
 /// A store on a PostgreSQL server, seen from one project.
 pub struct PgStore {
     client: RefCell<Client>,
+    /// Statements prepared on this connection, by their SQL.
+    cache: RefCell<HashMap<String, Statement>>,
     project: String,
     url: String,
     thresholds: Thresholds,
@@ -52,6 +55,54 @@ impl From<postgres::Error> for StoreError {
             Some(db) => StoreError::Server(format!("{}: {}", db.code().code(), db.message())),
             None => StoreError::Server(e.to_string()),
         }
+    }
+}
+
+/// A transaction whose statements are prepared once per connection (a learn is a dozen
+/// statements; unprepared, each would cost a second round trip).
+struct Tx<'t> {
+    tx: Transaction<'t>,
+    cache: &'t RefCell<HashMap<String, Statement>>,
+}
+
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+impl Tx<'_> {
+    fn stmt(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.cache.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql)?;
+        self.cache.borrow_mut().insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.query(&s, params)
+    }
+
+    fn query_one(&mut self, sql: &str, params: &Params<'_>) -> Result<Row, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.query_one(&s, params)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.query_opt(&s, params)
+    }
+
+    fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.execute(&s, params)
+    }
+
+    fn commit(self) -> Result<(), postgres::Error> {
+        self.tx.commit()
     }
 }
 
@@ -85,6 +136,7 @@ impl PgStore {
         })?;
         let store = PgStore {
             client: RefCell::new(client),
+            cache: RefCell::new(HashMap::new()),
             project: project.to_string(),
             url: shown,
             thresholds: Thresholds::default(),
@@ -105,12 +157,12 @@ impl PgStore {
 
     fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.client.borrow_mut();
-        let mut tx = client.transaction()?;
+        let mut tx = self.begin(&mut client)?;
         let (class, obj) = schema::MIGRATION_LOCK;
         tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&class, &obj])?;
-        let found = schema::version(&mut tx)?;
+        let found = schema::version(&mut tx.tx)?;
         if found > schema::latest() {
-            tx.rollback()?;
+            tx.tx.rollback()?;
             return Err(StoreError::TooNew {
                 path: self.url.clone().into(),
                 found,
@@ -118,7 +170,7 @@ impl PgStore {
             });
         }
         for (i, sql) in pending_migrations(found) {
-            tx.batch_execute(sql)?;
+            tx.tx.batch_execute(sql)?;
             tx.execute(
                 "INSERT INTO promptloop_schema(version, applied_at) VALUES ($1, $2)",
                 &[&(i32::try_from(i + 1).unwrap_or(i32::MAX)), &now()],
@@ -146,6 +198,14 @@ impl PgStore {
         Ok(self.client.borrow_mut().batch_execute(sql)?)
     }
 
+    /// Begins a transaction with this connection's statement cache.
+    fn begin<'a>(&'a self, client: &'a mut Client) -> Result<Tx<'a>, StoreError> {
+        Ok(Tx {
+            tx: client.transaction()?,
+            cache: &self.cache,
+        })
+    }
+
     /// The owners whose rules this project sees.
     fn visible(&self) -> Vec<String> {
         vec![self.project.clone(), TEAM.to_string()]
@@ -161,7 +221,7 @@ impl PgStore {
 
     /// Takes the learn locks for `owner` until the transaction ends: a team learn excludes
     /// every other learn; a project learn excludes the project's others and team learns.
-    fn lock_learn(tx: &mut Transaction<'_>, owner: &str) -> Result<(), StoreError> {
+    fn lock_learn(tx: &mut Tx<'_>, owner: &str) -> Result<(), StoreError> {
         let team = lock_object(TEAM);
         if owner == TEAM {
             tx.execute(
@@ -169,13 +229,10 @@ impl PgStore {
                 &[&LEARN_LOCK_CLASS, &team],
             )?;
         } else {
+            // The shared team lock first, then the project's: one order for every writer.
             tx.execute(
-                "SELECT pg_advisory_xact_lock_shared($1, $2)",
-                &[&LEARN_LOCK_CLASS, &team],
-            )?;
-            tx.execute(
-                "SELECT pg_advisory_xact_lock($1, $2)",
-                &[&LEARN_LOCK_CLASS, &lock_object(owner)],
+                "SELECT pg_advisory_xact_lock_shared($1, $2), pg_advisory_xact_lock($1, $3)",
+                &[&LEARN_LOCK_CLASS, &team, &lock_object(owner)],
             )?;
         }
         Ok(())
@@ -186,7 +243,7 @@ impl PgStore {
     /// the judge for the borderline band), the way `SqliteStore::learn` calls it.
     fn decide(
         &self,
-        tx: &mut Transaction<'_>,
+        tx: &mut Tx<'_>,
         owners: &[String],
         rule: &Rule,
         judge: Option<&dyn Judge>,
@@ -195,7 +252,9 @@ impl PgStore {
         let bound = self.thresholds.lookup(judge.is_some());
         let mut same: Option<(u8, f64, String, Status)> = None;
         let mut conflict: Option<(f64, String)> = None;
-        for (id, status, theirs, text) in candidates(tx, owners, &features, bound)? {
+        for (id, status, theirs, text) in
+            candidates(tx, owners, &features, bound, self.thresholds.min)?
+        {
             let (relation, sim) = dedup::relate(&features, &theirs, &self.thresholds);
             let relation = match (relation, judge) {
                 (Relation::Borderline, Some(j)) if j.same_rule(&rule.rule, &text) == Some(true) => {
@@ -417,18 +476,13 @@ fn status_rank(s: Status) -> u8 {
 /// Stored rules of `owners` that may be within similarity `bound` of `f`: prefix filtering
 /// over the token index, as `SqliteStore` does it, in three queries.
 fn candidates(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     owners: &[String],
     f: &Features,
     bound: f64,
+    min: f64,
 ) -> Result<Vec<(String, Status, Features, String)>, StoreError> {
-    let tokens: Vec<String> = f
-        .all
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let tokens = token_set(f);
     let probe = dedup::probe_len(tokens.len(), bound);
     if probe == 0 {
         return Ok(Vec::new());
@@ -454,11 +508,8 @@ fn candidates(
             &[&owners],
         )?
         .get(0);
-    let common = (rules / 50).max(50);
-    let mut probed = probe;
-    while probed < n && by_rarity[probed].0 <= common {
-        probed += 1;
-    }
+    let dfs: Vec<i64> = by_rarity.iter().map(|(df, _)| *df).collect();
+    let probed = probe_count(&dfs, probe, rules);
     let need = overlap.saturating_sub(n - probed).max(1) as i64;
     let probe_tokens: Vec<&String> = by_rarity
         .into_iter()
@@ -469,14 +520,31 @@ fn candidates(
     if probe_tokens.is_empty() {
         return Ok(Vec::new());
     }
+    // First the ids sharing `need` probed tokens (posting lists only), then those rules,
+    // with their Jaccard similarity computed on the server from their token sets; those
+    // below `min` (distinct whatever else they share) are not sent.
+    let ids: Vec<String> = tx
+        .query(
+            "SELECT rule_id FROM rule_tokens WHERE owner = ANY($1) AND token = ANY($2)
+             GROUP BY rule_id HAVING COUNT(*) >= $3",
+            &[&owners, &probe_tokens, &need],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n_tokens = tokens.len() as f64;
     let mut out = Vec::new();
     for row in tx.query(
         "SELECT r.id, r.status, r.features, r.rule FROM rules r
-         JOIN (SELECT rule_id FROM rule_tokens
-               WHERE owner = ANY($1) AND token = ANY($2)
-               GROUP BY rule_id HAVING COUNT(*) >= $3) c ON c.rule_id = r.id
+         CROSS JOIN LATERAL (SELECT COUNT(*)::FLOAT8 AS inter FROM unnest(r.tokens) t
+                             WHERE t = ANY($2)) i
+         WHERE r.id = ANY($1)
+           AND i.inter >= $4::FLOAT8 * ($3::FLOAT8 + cardinality(r.tokens) - i.inter)
          ORDER BY r.id",
-        &[&owners, &probe_tokens, &need],
+        &[&ids, &tokens, &n_tokens, &(min - 1e-9)],
     )? {
         let id: String = row.get(0);
         let status: String = row.get(1);
@@ -488,7 +556,47 @@ fn candidates(
     Ok(out)
 }
 
-fn new_id(client: &mut impl GenericClient, seed: &str) -> Result<String, StoreError> {
+/// How many of a rule's tokens (their document frequencies, rarest first) to probe: at
+/// least `probe` (prefix filtering); each one more raises the shared count a candidate
+/// needs by one. Chosen by cost: reading a posting costs about a tenth of fetching and
+/// checking a candidate, and the candidates expected for a given need are estimated with
+/// the tokens taken as independent (a Poisson-binomial tail over `df / rules`).
+fn probe_count(dfs: &[i64], probe: usize, rules: i64) -> usize {
+    const CANDIDATE_COST: f64 = 10.0;
+    let n = dfs.len();
+    if probe >= n || rules <= 0 {
+        return probe.min(n);
+    }
+    let overlap = n - probe + 1;
+    let total = rules as f64;
+    let (mut best, mut best_cost) = (probe, f64::INFINITY);
+    for p in probe..=n {
+        let need = overlap.saturating_sub(n - p).max(1);
+        let postings: f64 = dfs[..p].iter().map(|d| *d as f64).sum();
+        // dist[k]: probability that a rule holds exactly k of the probed tokens (k < need).
+        let mut dist = vec![0.0f64; need + 1];
+        dist[0] = 1.0;
+        for df in &dfs[..p] {
+            let q = (*df as f64 / total).clamp(0.0, 1.0);
+            for k in (0..=need).rev() {
+                let stay = dist[k] * (1.0 - q);
+                let from = if k > 0 { dist[k - 1] * q } else { 0.0 };
+                dist[k] = if k == need {
+                    dist[k] + from
+                } else {
+                    stay + from
+                };
+            }
+        }
+        let cost = postings + CANDIDATE_COST * total * dist[need];
+        if cost < best_cost {
+            (best, best_cost) = (p, cost);
+        }
+    }
+    best
+}
+
+fn new_id(client: &mut Tx<'_>, seed: &str) -> Result<String, StoreError> {
     let nanos = chrono::Local::now().timestamp_nanos_opt().unwrap_or(0);
     let pid = std::process::id();
     for attempt in 0u64..64 {
@@ -510,18 +618,29 @@ fn new_id(client: &mut impl GenericClient, seed: &str) -> Result<String, StoreEr
     ))
 }
 
+/// A rule's distinct tokens, sorted (the set its Jaccard similarity is computed on).
+fn token_set(f: &Features) -> Vec<String> {
+    f.all
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// Inserts a rule row under `owner` with its targets, tokens and provenance (inside the
 /// caller's transaction).
 fn insert_row(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     owner: &str,
     rule: &StoredRule,
     features: &Features,
 ) -> Result<(), StoreError> {
     tx.execute(
         &format!(
-            "INSERT INTO rules ({RULE_COLUMNS}, owner, features) VALUES
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            "INSERT INTO rules ({RULE_COLUMNS}, owner, features, tokens) VALUES
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+              $19)"
         ),
         &[
             &rule.id,
@@ -542,6 +661,7 @@ fn insert_row(
             &i64::from(rule.times_validated),
             &owner,
             &features.encode(),
+            &token_set(features),
         ],
     )?;
     tx.execute(
@@ -557,11 +677,7 @@ fn insert_row(
     Ok(())
 }
 
-fn add_targets(
-    tx: &mut impl GenericClient,
-    id: &str,
-    targets: &[String],
-) -> Result<(), StoreError> {
+fn add_targets(tx: &mut Tx<'_>, id: &str, targets: &[String]) -> Result<(), StoreError> {
     if targets.is_empty() {
         return Ok(());
     }
@@ -574,18 +690,12 @@ fn add_targets(
 }
 
 fn index_tokens(
-    tx: &mut impl GenericClient,
+    tx: &mut Tx<'_>,
     owner: &str,
     id: &str,
     features: &Features,
 ) -> Result<(), StoreError> {
-    let tokens: Vec<String> = features
-        .all
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let tokens = token_set(features);
     if tokens.is_empty() {
         return Ok(());
     }
@@ -602,7 +712,7 @@ fn index_tokens(
     Ok(())
 }
 
-fn unindex_tokens(tx: &mut impl GenericClient, id: &str) -> Result<(), StoreError> {
+fn unindex_tokens(tx: &mut Tx<'_>, id: &str) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE token_df d SET df = d.df - 1 FROM rule_tokens t
          WHERE t.rule_id = $1 AND d.owner = t.owner AND d.token = t.token",
@@ -612,7 +722,7 @@ fn unindex_tokens(tx: &mut impl GenericClient, id: &str) -> Result<(), StoreErro
     Ok(())
 }
 
-fn add_provenance(tx: &mut impl GenericClient, id: &str, p: &Provenance) -> Result<(), StoreError> {
+fn add_provenance(tx: &mut Tx<'_>, id: &str, p: &Provenance) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO provenance(rule_id, seq, failure_id, failure_type, source, task,
              teacher, model, run_id, learned_at, text)
@@ -691,7 +801,7 @@ impl RuleStore for PgStore {
             self.visible()
         };
         let mut client = self.client.borrow_mut();
-        let mut tx = client.transaction()?;
+        let mut tx = self.begin(&mut client)?;
         Self::lock_learn(&mut tx, &owner)?;
         let decision = self.decide(&mut tx, &owners, &rule, judge)?;
         let stamp = now();
@@ -769,7 +879,7 @@ impl RuleStore for PgStore {
         }
         let owner = self.owner_of(rule.scope);
         let mut client = self.client.borrow_mut();
-        let mut tx = client.transaction()?;
+        let mut tx = self.begin(&mut client)?;
         Self::lock_learn(&mut tx, &owner)?;
         let taken = rule.id.is_empty()
             || tx
@@ -817,7 +927,7 @@ impl RuleStore for PgStore {
     ) -> Result<StoreChange, StoreError> {
         let mut client = self.client.borrow_mut();
         let id = self.resolve(&mut *client, id)?;
-        let mut tx = client.transaction()?;
+        let mut tx = self.begin(&mut client)?;
         let before: String = tx
             .query_one("SELECT status FROM rules WHERE id = $1 FOR UPDATE", &[&id])?
             .get(0);
@@ -863,12 +973,12 @@ impl RuleStore for PgStore {
             }
         }
         let owner = self.owner_of(current.scope);
-        let mut tx = client.transaction()?;
+        let mut tx = self.begin(&mut client)?;
         Self::lock_learn(&mut tx, &owner)?;
         let features = dedup::analyse(&rule.rule);
         tx.execute(
             "UPDATE rules SET category = $2, rule = $3, \"when\" = $4, why = $5, features = $6,
-                 updated_at = $7 WHERE id = $1",
+                 updated_at = $7, tokens = $8 WHERE id = $1",
             &[
                 &id,
                 &rule.category,
@@ -877,6 +987,7 @@ impl RuleStore for PgStore {
                 &rule.why,
                 &features.encode(),
                 &now(),
+                &token_set(&features),
             ],
         )?;
         unindex_tokens(&mut tx, &id)?;
@@ -993,7 +1104,7 @@ impl RuleStore for PgStore {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_else(|| "pending".into());
         let mut client = self.client.borrow_mut();
-        let mut tx = client.transaction()?;
+        let mut tx = self.begin(&mut client)?;
         // `xmax = 0` only for a row this statement inserted.
         let inserted: bool = tx
             .query_one(
@@ -1077,7 +1188,7 @@ impl RuleStore for PgStore {
         let kind = event_str(event, "type").unwrap_or("unknown");
         let p = &self.project;
         let mut client = self.client.borrow_mut();
-        let mut tx = client.transaction()?;
+        let mut tx = self.begin(&mut client)?;
         tx.execute(
             "INSERT INTO events(project, run_id, seq, type, data)
              VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events
