@@ -24,6 +24,11 @@ mod pg_server;
 
 const PROJECT: &str = "github.com/bench/api";
 
+/// A database's URL by its name (created for the bench).
+type UrlFor<'a> = Box<dyn Fn(&str) -> String + 'a>;
+/// The environment the password is read from.
+type Env = Box<dyn Fn(&str) -> Option<String>>;
+
 /// A small deterministic generator (no dependency, same numbers every run).
 struct Lcg(u64);
 
@@ -225,10 +230,7 @@ fn summary(mut times: Vec<Duration>) -> String {
 
 fn main() {
     let server;
-    let (url_for, env): (
-        Box<dyn Fn(&str) -> String>,
-        Box<dyn Fn(&str) -> Option<String>>,
-    ) = match std::env::var("PROMPTLOOP_BENCH_PG_URL") {
+    let (url_for, env): (UrlFor, Env) = match std::env::var("PROMPTLOOP_BENCH_PG_URL") {
         // A server of your own: databases bench_10000 and bench_100000 are made anew.
         Ok(base) => (
             Box::new(move |db: &str| {
@@ -341,10 +343,10 @@ fn main() {
                 let store = PgStore::connect(&url, PROJECT, &env).unwrap();
                 let mut rng = Lcg(1000 + w as u64);
                 let mut merged = 0;
-                for i in 0..100 {
+                for (i, shared) in shared.iter().enumerate() {
                     let rule = synthetic(&mut rng, &vocab, 1_000_000 + w * 1000 + i);
                     store.learn(new_rule(rule, i), None).unwrap();
-                    let outcome = store.learn(new_rule(reword(&shared[i]), i), None).unwrap();
+                    let outcome = store.learn(new_rule(reword(shared), i), None).unwrap();
                     merged += usize::from(matches!(outcome, LearnOutcome::Merged { .. }));
                 }
                 merged
