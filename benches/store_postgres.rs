@@ -119,16 +119,6 @@ fn copy_field(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// A text[] literal with every element quoted.
-fn array_literal(tokens: &[String]) -> String {
-    let set: std::collections::BTreeSet<&String> = tokens.iter().collect();
-    let items: Vec<String> = set
-        .into_iter()
-        .map(|t| format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    format!("{{{}}}", items.join(","))
-}
-
 /// Fills the project with `size` rules by COPY; returns the rules kept for rewording.
 fn fill(client: &mut postgres::Client, vocab: &[String], size: usize, rng: &mut Lcg) -> Vec<Rule> {
     let at = "2026-11-24T21:40:00+00:00";
@@ -138,20 +128,19 @@ fn fill(client: &mut postgres::Client, vocab: &[String], size: usize, rng: &mut 
     for i in 0..size {
         let rule = synthetic(rng, vocab, i);
         let id = format!("r-b{i:07x}");
-        let f = dedup::analyse(&rule.rule);
+        let f = dedup::analyse(&rule.rule, &rule.when);
         writeln!(
             rules,
-            "{id}\t{PROJECT}\t{}\t{}\t{}\t{}\tproject\tactive\t\\N\t\\N\t{at}\t{at}\t{at}\t{at}\t1\t0\t0\t{}\t{}",
+            "{id}\t{PROJECT}\t{}\t{}\t{}\t{}\tproject\tactive\t\\N\t\\N\t{at}\t{at}\t{at}\t{at}\t1\t0\t0\t{}",
             copy_field(rule.category.as_deref().unwrap_or("")),
             copy_field(&rule.rule),
             copy_field(&rule.when),
             copy_field(&rule.why),
-            copy_field(&f.encode()),
-            copy_field(&array_literal(&f.all))
+            copy_field(&f.encode())
         )
         .unwrap();
         writeln!(targets, "{id}\tCLAUDE.md").unwrap();
-        let unique: std::collections::BTreeSet<&String> = f.all.iter().collect();
+        let unique: std::collections::BTreeSet<&str> = f.tokens().collect();
         for t in unique {
             writeln!(tokens, "{PROJECT}\t{}\t{id}", copy_field(t)).unwrap();
         }
@@ -174,7 +163,7 @@ fn fill(client: &mut postgres::Client, vocab: &[String], size: usize, rng: &mut 
         client,
         "COPY rules (id, owner, category, rule, \"when\", why, scope, status, note,
              conflicts_with, created_at, updated_at, activated_at, last_learned_at,
-             times_learned, recurrences, times_validated, features, tokens) FROM STDIN",
+             times_learned, recurrences, times_validated, features) FROM STDIN",
         &rules,
     );
     copy(

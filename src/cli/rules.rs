@@ -249,7 +249,7 @@ pub fn main(command: RulesCommand) -> ExitCode {
 
 /// The project's SQLite file (or the user's), or a team store on a server.
 enum OpenedStore {
-    Sqlite(SqliteStore),
+    Sqlite(Box<SqliteStore>),
     Team(Box<dyn RuleStore>),
 }
 
@@ -270,7 +270,7 @@ impl Opened {
             let path = crate::store::user_db_path(&settings::process_env).ok_or_else(|| {
                 Failure::usage("find the user's store: neither XDG_DATA_HOME nor HOME is set")
             })?;
-            SqliteStore::open(&path).map(OpenedStore::Sqlite)
+            SqliteStore::open(&path).map(|s| OpenedStore::Sqlite(Box::new(s)))
         } else {
             match crate::store::StoreChoice::of(
                 &project_dir,
@@ -282,7 +282,8 @@ impl Opened {
                     if let Ok(repo) = crate::git::Repo::open(&project_dir) {
                         let _ = repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME));
                     }
-                    crate::store::open_project(&project_dir).map(OpenedStore::Sqlite)
+                    crate::store::open_project(&project_dir)
+                        .map(|s| OpenedStore::Sqlite(Box::new(s)))
                 }
                 crate::store::StoreChoice::Postgres { url, project } => {
                     crate::store::postgres::PgStore::connect(&url, &project, &settings::process_env)
@@ -307,7 +308,7 @@ impl Opened {
     /// The store, whichever it is.
     fn store(&self) -> &dyn RuleStore {
         match &self.store {
-            OpenedStore::Sqlite(s) => s,
+            OpenedStore::Sqlite(s) => s.as_ref(),
             OpenedStore::Team(s) => s.as_ref(),
         }
     }
@@ -849,13 +850,17 @@ fn render_all(args: StoreArgs) -> Result<u8, Failure> {
 
 fn dedup(args: DedupArgs) -> Result<u8, Failure> {
     let opened = Opened::open(&args.store)?;
-    let plan = crate::store::dedup::scan::plan(&opened.store).map_err(store_failure)?;
+    let OpenedStore::Sqlite(sqlite) = &opened.store else {
+        return Err(Failure::usage(
+            "rules dedup works on a project's SQLite store only, not on a team store yet",
+        ));
+    };
+    let plan = crate::store::dedup::scan::plan(sqlite).map_err(store_failure)?;
     let apply = args.apply && !args.dry_run;
     let mut files = Vec::new();
     let mut undoable = true;
     if apply && !(plan.merges.is_empty() && plan.conflicts.is_empty()) {
-        let changes =
-            crate::store::dedup::scan::apply(&opened.store, &plan).map_err(store_failure)?;
+        let changes = crate::store::dedup::scan::apply(sqlite, &plan).map_err(store_failure)?;
         let curator = opened.curator();
         let reason = format!(
             "dedup: merged {}, held {} for review",

@@ -21,7 +21,8 @@ use std::time::Duration;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
-use super::dedup::{self, Features, Judge, Relation, Thresholds};
+use super::dedup::{self, Analysis, Judge, Relation, Thresholds};
+use super::sqlite::{DEFAULT_JUDGE_CALLS, LOOKUP_POSTINGS};
 use super::{
     AttemptRow, FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore,
     RunRow, Scope, Status, StoreChange, StoreError, StoredFailure, StoredRule, now,
@@ -108,8 +109,8 @@ impl Tx<'_> {
 
 /// What the dedup lookup decided for a new rule.
 struct Decision {
-    /// The analysed text (stored with a new rule).
-    features: Features,
+    /// The analysed rule (stored with a new rule).
+    features: Analysis,
     /// The best rule it says the same as: (similarity, id, status).
     same: Option<(f64, String, Status)>,
     /// The closest active rule it contradicts: (similarity, id).
@@ -239,8 +240,9 @@ impl PgStore {
     }
 
     /// The dedup decision for `rule` among the rules of `owners`: the one place the dedup
-    /// module is called at insert (analyse, candidate lookup by the token index, relate,
-    /// the judge for the borderline band), the way `SqliteStore::learn` calls it.
+    /// module is called at insert, the way `SqliteStore::learn` calls it (analyse, the
+    /// weighted candidate lookup over the token index, compare with rarity weights, the
+    /// judge for the closest unsure ones).
     fn decide(
         &self,
         tx: &mut Tx<'_>,
@@ -248,35 +250,66 @@ impl PgStore {
         rule: &Rule,
         judge: Option<&dyn Judge>,
     ) -> Result<Decision, StoreError> {
-        let features = dedup::analyse(&rule.rule);
-        let bound = self.thresholds.lookup(judge.is_some());
+        let features = dedup::analyse(&rule.rule, &rule.when);
+        let bound = if judge.is_some() {
+            self.thresholds.unsure
+        } else {
+            self.thresholds.lookup
+        };
+        let mut df = HashMap::new();
+        let docs = docs(tx, owners)?;
+        let found = candidates(
+            tx,
+            owners,
+            &features,
+            bound,
+            docs,
+            &self.thresholds,
+            &mut df,
+        )?;
+        let rarity = |token: &str| dedup::idf(docs, df.get(token).copied().unwrap_or(0).max(1));
+        let mut verdicts: Vec<(Candidate, dedup::Verdict)> = found
+            .into_iter()
+            .map(|c| {
+                let v = dedup::compare(&features, &c.analysis, &rarity, &self.thresholds);
+                (c, v)
+            })
+            .collect();
+        if let Some(judge) = judge {
+            let mut unsure: Vec<usize> = (0..verdicts.len())
+                .filter(|k| verdicts[*k].1.relation == Relation::Borderline)
+                .collect();
+            unsure.sort_by(|x, y| {
+                verdicts[*y]
+                    .1
+                    .similarity
+                    .total_cmp(&verdicts[*x].1.similarity)
+            });
+            for k in unsure.into_iter().take(DEFAULT_JUDGE_CALLS) {
+                if judge.same_rule(&rule.rule, &verdicts[k].0.text) == Some(true) {
+                    verdicts[k].1.relation = Relation::Same;
+                }
+            }
+        }
         let mut same: Option<(u8, f64, String, Status)> = None;
         let mut conflict: Option<(f64, String)> = None;
-        for (id, status, theirs, text) in
-            candidates(tx, owners, &features, bound, self.thresholds.min)?
-        {
-            let (relation, sim) = dedup::relate(&features, &theirs, &self.thresholds);
-            let relation = match (relation, judge) {
-                (Relation::Borderline, Some(j)) if j.same_rule(&rule.rule, &text) == Some(true) => {
-                    Relation::Same
-                }
-                (r, _) => r,
-            };
-            match relation {
+        for (c, verdict) in verdicts {
+            let sim = verdict.similarity;
+            match verdict.relation {
                 Relation::Same => {
-                    let key = (status_rank(status), -sim);
+                    let key = (status_rank(c.status), -sim);
                     if same
                         .as_ref()
                         .is_none_or(|(rank, s, _, _)| key < (*rank, -*s))
                     {
-                        same = Some((status_rank(status), sim, id, status));
+                        same = Some((status_rank(c.status), sim, c.id, c.status));
                     }
                 }
                 Relation::Conflict
-                    if status == Status::Active
+                    if c.status == Status::Active
                         && conflict.as_ref().is_none_or(|(s, _)| sim > *s) =>
                 {
-                    conflict = Some((sim, id));
+                    conflict = Some((sim, c.id));
                 }
                 _ => {}
             }
@@ -473,61 +506,131 @@ fn status_rank(s: Status) -> u8 {
     }
 }
 
-/// Stored rules of `owners` that may be within similarity `bound` of `f`: prefix filtering
-/// over the token index, as `SqliteStore` does it, in three queries.
-fn candidates(
-    tx: &mut Tx<'_>,
-    owners: &[String],
-    f: &Features,
-    bound: f64,
-    min: f64,
-) -> Result<Vec<(String, Status, Features, String)>, StoreError> {
-    let tokens = token_set(f);
-    let probe = dedup::probe_len(tokens.len(), bound);
-    if probe == 0 {
-        return Ok(Vec::new());
-    }
-    let mut df: HashMap<String, i64> = HashMap::new();
-    for row in tx.query(
-        "SELECT token, SUM(df)::BIGINT FROM token_df
-         WHERE owner = ANY($1) AND token = ANY($2) GROUP BY token",
-        &[&owners, &tokens],
-    )? {
-        df.insert(row.get(0), row.get(1));
-    }
-    let mut by_rarity: Vec<(i64, &String)> = tokens
-        .iter()
-        .map(|t| (df.get(t).copied().unwrap_or(0), t))
-        .collect();
-    by_rarity.sort();
-    let n = by_rarity.len();
-    let overlap = n - probe + 1;
-    let rules: i64 = tx
+/// A stored rule the lookup found.
+struct Candidate {
+    id: String,
+    status: Status,
+    analysis: Analysis,
+    text: String,
+}
+
+/// How many rules `owners` hold, for rarity weights.
+fn docs(tx: &mut Tx<'_>, owners: &[String]) -> Result<u64, StoreError> {
+    let n: i64 = tx
         .query_one(
             "SELECT COALESCE(SUM(rules), 0)::BIGINT FROM owners WHERE owner = ANY($1)",
             &[&owners],
         )?
         .get(0);
-    let dfs: Vec<i64> = by_rarity.iter().map(|(df, _)| *df).collect();
-    let probed = probe_count(&dfs, probe, rules);
-    let need = overlap.saturating_sub(n - probed).max(1) as i64;
-    let probe_tokens: Vec<&String> = by_rarity
+    Ok(n.max(0) as u64)
+}
+
+/// Document frequencies of `tokens` over `owners`, added to `cache` (0 for unknown ones).
+fn load_df(
+    tx: &mut Tx<'_>,
+    owners: &[String],
+    tokens: &[&str],
+    cache: &mut HashMap<String, u64>,
+) -> Result<(), StoreError> {
+    let wanted: Vec<&str> = tokens
+        .iter()
+        .copied()
+        .filter(|t| !cache.contains_key(*t))
+        .collect::<BTreeSet<_>>()
         .into_iter()
-        .take(probed)
-        .filter(|(df, _)| *df > 0)
-        .map(|(_, t)| t)
         .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    for t in &wanted {
+        cache.insert((*t).to_string(), 0);
+    }
+    for row in tx.query(
+        "SELECT token, SUM(df)::BIGINT FROM token_df
+         WHERE owner = ANY($1) AND token = ANY($2) GROUP BY token",
+        &[&owners, &wanted],
+    )? {
+        let df: i64 = row.get(1);
+        cache.insert(row.get(0), df.max(0) as u64);
+    }
+    Ok(())
+}
+
+/// Stored rules of `owners` that may share `bound` of `a`'s weight: the weighted prefix
+/// lookup `SqliteStore::candidates` makes (terms in more than [`LOOKUP_POSTINGS`] rules
+/// skipped unless the rare ones carry under half the weight; probed until what is left
+/// out weighs under half the bound), with the postings summed on the server, then the exact
+/// weighted overlap checked here. `df` ends up holding every token of `a` and of the
+/// candidates, for the comparison's rarity weights.
+fn candidates(
+    tx: &mut Tx<'_>,
+    owners: &[String],
+    a: &Analysis,
+    bound: f64,
+    docs: u64,
+    t: &Thresholds,
+    df: &mut HashMap<String, u64>,
+) -> Result<Vec<Candidate>, StoreError> {
+    let mine: Vec<&str> = a.tokens().collect();
+    load_df(tx, owners, &mine, df)?;
+    let freq = |token: &str| df.get(token).copied().unwrap_or(0);
+    let mut by_weight: Vec<(f64, &str)> = a
+        .terms
+        .iter()
+        .map(|term| {
+            let w = dedup::term_weight(term, dedup::idf(docs, freq(&term.text).max(1)), t);
+            (w, term.text.as_str())
+        })
+        .collect();
+    by_weight.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(y.1)));
+    let total: f64 = by_weight.iter().map(|(w, _)| *w).sum();
+    let mut rare: Vec<(f64, &str)> = by_weight
+        .iter()
+        .copied()
+        .filter(|(_, tok)| freq(tok) <= LOOKUP_POSTINGS)
+        .collect();
+    let mut common: Vec<(f64, &str)> = by_weight
+        .iter()
+        .copied()
+        .filter(|(_, tok)| freq(tok) > LOOKUP_POSTINGS)
+        .collect();
+    common.sort_by_key(|(_, tok)| freq(tok));
+    let mut common = common.into_iter();
+    while rare.iter().map(|(w, _)| w).sum::<f64>() < total / 2.0 {
+        match common.next() {
+            Some(x) => rare.push(x),
+            None => break,
+        }
+    }
+    rare.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(y.1)));
+    let rare_weights: Vec<f64> = rare.iter().map(|(w, _)| *w).collect();
+    let rare_total: f64 = rare_weights.iter().sum();
+    let probed = dedup::probe_len(&rare_weights, bound / 2.0);
+    let unprobed: f64 = rare_weights[probed..].iter().sum();
+    let (probe_tokens, probe_weights): (Vec<&str>, Vec<f64>) = rare
+        .iter()
+        .take(probed)
+        .filter(|(_, tok)| freq(tok) > 0)
+        .map(|(w, tok)| (*tok, *w))
+        .unzip();
     if probe_tokens.is_empty() {
         return Ok(Vec::new());
     }
-    // First the ids sharing `need` probed tokens (posting lists only), then those rules,
-    // with their Jaccard similarity computed on the server from their token sets; those
-    // below `min` (distinct whatever else they share) are not sent.
+    let need_rare = bound * rare_total - 1e-9;
+    let need = bound * total - 1e-9;
     let ids: Vec<String> = tx
         .query(
-            "SELECT rule_id FROM rule_tokens WHERE owner = ANY($1) AND token = ANY($2)
-             GROUP BY rule_id HAVING COUNT(*) >= $3",
-            &[&owners, &probe_tokens, &need],
+            "SELECT t.rule_id FROM rule_tokens t
+               JOIN unnest($2::TEXT[], $3::FLOAT8[]) AS p(token, w) ON p.token = t.token
+             WHERE t.owner = ANY($1)
+             GROUP BY t.rule_id HAVING SUM(p.w) + $4::FLOAT8 >= $5::FLOAT8",
+            &[
+                &owners,
+                &probe_tokens,
+                &probe_weights,
+                &unprobed,
+                &need_rare,
+            ],
         )?
         .iter()
         .map(|r| r.get(0))
@@ -535,65 +638,37 @@ fn candidates(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let n_tokens = tokens.len() as f64;
+    let weights: HashMap<&str, f64> = by_weight.iter().map(|(w, tok)| (*tok, *w)).collect();
     let mut out = Vec::new();
     for row in tx.query(
-        "SELECT r.id, r.status, r.features, r.rule FROM rules r
-         CROSS JOIN LATERAL (SELECT COUNT(*)::FLOAT8 AS inter FROM unnest(r.tokens) t
-                             WHERE t = ANY($2)) i
-         WHERE r.id = ANY($1)
-           AND i.inter >= $4::FLOAT8 * ($3::FLOAT8 + cardinality(r.tokens) - i.inter)
-         ORDER BY r.id",
-        &[&ids, &tokens, &n_tokens, &(min - 1e-9)],
+        "SELECT id, status, features, rule, \"when\" FROM rules WHERE id = ANY($1) ORDER BY id",
+        &[&ids],
     )? {
         let id: String = row.get(0);
-        let status: String = row.get(1);
         let features: String = row.get(2);
-        let features = Features::decode(&features)
-            .ok_or_else(|| StoreError::Corrupt(format!("features of {id}")))?;
-        out.push((id, parse_status(&status)?, features, row.get(3)));
+        let overlap: f64 = Analysis::tokens_of(&features)
+            .filter_map(|tok| weights.get(tok))
+            .sum();
+        if overlap < need {
+            continue;
+        }
+        let text: String = row.get(3);
+        // A form of another analysis version is analysed again from the stored text.
+        let analysis = Analysis::decode(&features).unwrap_or_else(|| {
+            let when: String = row.get(4);
+            dedup::analyse(&text, &when)
+        });
+        let status: String = row.get(1);
+        out.push(Candidate {
+            id,
+            status: parse_status(&status)?,
+            analysis,
+            text,
+        });
     }
+    let theirs: Vec<&str> = out.iter().flat_map(|c| c.analysis.tokens()).collect();
+    load_df(tx, owners, &theirs, df)?;
     Ok(out)
-}
-
-/// How many of a rule's tokens (their document frequencies, rarest first) to probe: at
-/// least `probe` (prefix filtering); each one more raises the shared count a candidate
-/// needs by one. Chosen by cost: reading a posting costs about a tenth of fetching and
-/// checking a candidate, and the candidates expected for a given need are estimated with
-/// the tokens taken as independent (a Poisson-binomial tail over `df / rules`).
-fn probe_count(dfs: &[i64], probe: usize, rules: i64) -> usize {
-    const CANDIDATE_COST: f64 = 10.0;
-    let n = dfs.len();
-    if probe >= n || rules <= 0 {
-        return probe.min(n);
-    }
-    let overlap = n - probe + 1;
-    let total = rules as f64;
-    let (mut best, mut best_cost) = (probe, f64::INFINITY);
-    for p in probe..=n {
-        let need = overlap.saturating_sub(n - p).max(1);
-        let postings: f64 = dfs[..p].iter().map(|d| *d as f64).sum();
-        // dist[k]: probability that a rule holds exactly k of the probed tokens (k < need).
-        let mut dist = vec![0.0f64; need + 1];
-        dist[0] = 1.0;
-        for df in &dfs[..p] {
-            let q = (*df as f64 / total).clamp(0.0, 1.0);
-            for k in (0..=need).rev() {
-                let stay = dist[k] * (1.0 - q);
-                let from = if k > 0 { dist[k - 1] * q } else { 0.0 };
-                dist[k] = if k == need {
-                    dist[k] + from
-                } else {
-                    stay + from
-                };
-            }
-        }
-        let cost = postings + CANDIDATE_COST * total * dist[need];
-        if cost < best_cost {
-            (best, best_cost) = (p, cost);
-        }
-    }
-    best
 }
 
 fn new_id(client: &mut Tx<'_>, seed: &str) -> Result<String, StoreError> {
@@ -618,11 +693,10 @@ fn new_id(client: &mut Tx<'_>, seed: &str) -> Result<String, StoreError> {
     ))
 }
 
-/// A rule's distinct tokens, sorted (the set its Jaccard similarity is computed on).
-fn token_set(f: &Features) -> Vec<String> {
-    f.all
-        .iter()
-        .cloned()
+/// A rule's distinct tokens, sorted.
+fn token_set(f: &Analysis) -> Vec<String> {
+    f.tokens()
+        .map(str::to_string)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
@@ -634,13 +708,12 @@ fn insert_row(
     tx: &mut Tx<'_>,
     owner: &str,
     rule: &StoredRule,
-    features: &Features,
+    features: &Analysis,
 ) -> Result<(), StoreError> {
     tx.execute(
         &format!(
-            "INSERT INTO rules ({RULE_COLUMNS}, owner, features, tokens) VALUES
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-              $19)"
+            "INSERT INTO rules ({RULE_COLUMNS}, owner, features) VALUES
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         ),
         &[
             &rule.id,
@@ -661,7 +734,6 @@ fn insert_row(
             &i64::from(rule.times_validated),
             &owner,
             &features.encode(),
-            &token_set(features),
         ],
     )?;
     tx.execute(
@@ -693,7 +765,7 @@ fn index_tokens(
     tx: &mut Tx<'_>,
     owner: &str,
     id: &str,
-    features: &Features,
+    features: &Analysis,
 ) -> Result<(), StoreError> {
     let tokens = token_set(features);
     if tokens.is_empty() {
@@ -889,7 +961,7 @@ impl RuleStore for PgStore {
         if taken {
             rule.id = new_id(&mut tx, &rule.rule.rule)?;
         }
-        let features = dedup::analyse(&rule.rule.rule);
+        let features = dedup::analyse(&rule.rule.rule, &rule.rule.when);
         insert_row(&mut tx, &owner, &rule, &features)?;
         tx.commit()?;
         Ok(rule.id)
@@ -945,6 +1017,7 @@ impl RuleStore for PgStore {
             status_before: Some(before),
             status_after: status,
             text_before: None,
+            merged: None,
         })
     }
 
@@ -975,10 +1048,10 @@ impl RuleStore for PgStore {
         let owner = self.owner_of(current.scope);
         let mut tx = self.begin(&mut client)?;
         Self::lock_learn(&mut tx, &owner)?;
-        let features = dedup::analyse(&rule.rule);
+        let features = dedup::analyse(&rule.rule, &rule.when);
         tx.execute(
             "UPDATE rules SET category = $2, rule = $3, \"when\" = $4, why = $5, features = $6,
-                 updated_at = $7, tokens = $8 WHERE id = $1",
+                 updated_at = $7 WHERE id = $1",
             &[
                 &id,
                 &rule.category,
@@ -987,7 +1060,6 @@ impl RuleStore for PgStore {
                 &rule.why,
                 &features.encode(),
                 &now(),
-                &token_set(&features),
             ],
         )?;
         unindex_tokens(&mut tx, &id)?;
@@ -1002,6 +1074,7 @@ impl RuleStore for PgStore {
             status_before: Some(current.status),
             status_after: current.status,
             text_before: Some(current.rule),
+            merged: None,
         })
     }
 

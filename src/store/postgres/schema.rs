@@ -35,8 +35,7 @@ CREATE TABLE rules (
     times_learned   BIGINT NOT NULL DEFAULT 1,
     recurrences     BIGINT NOT NULL DEFAULT 0,
     times_validated BIGINT NOT NULL DEFAULT 0,
-    features        TEXT NOT NULL,
-    tokens          TEXT[] NOT NULL
+    features        TEXT NOT NULL
 );
 CREATE INDEX rules_owner_status ON rules(owner, status);
 CREATE TABLE rule_targets (
