@@ -194,11 +194,6 @@ impl PgStore {
         Ok(n.max(0) as usize)
     }
 
-    /// Runs SQL as given (tests and benches fill a store with it).
-    pub fn batch_execute(&self, sql: &str) -> Result<(), StoreError> {
-        Ok(self.client.borrow_mut().batch_execute(sql)?)
-    }
-
     /// Begins a transaction with this connection's statement cache.
     fn begin<'a>(&'a self, client: &'a mut Client) -> Result<Tx<'a>, StoreError> {
         Ok(Tx {
