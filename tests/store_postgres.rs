@@ -678,3 +678,66 @@ fn team_rules_reach_every_project_and_the_password_is_never_printed() {
     assert!(text.contains("postgres://postgres:***@127.0.0.1"), "{text}");
     assert!(!text.contains(&server.password), "{text}");
 }
+
+#[test]
+fn store_migrate_copies_a_sqlite_store_with_every_count_checked_and_refuses_to_double_it() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.create_db("migrate");
+    let project = clone_of("https://github.com/org/moved.git");
+    {
+        let local = promptloop::store::open_project(&project.path).unwrap();
+        exercise(&local);
+    }
+    let local = promptloop::store::open_project(&project.path).unwrap();
+    let migrate = || {
+        project
+            .promptloop()
+            .args(["store", "migrate", "--json", "--to", &server.url("migrate")])
+            .env(PASSWORD_ENV, &server.password)
+            .output()
+            .unwrap()
+    };
+    let out = migrate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let team = PgStore::connect(&url, "github.com/org/moved", &server.env()).unwrap();
+    // The same rules (ids, counters, provenance, targets), failures, runs, attempts, log.
+    assert_eq!(
+        team.list(&RuleFilter::default()).unwrap(),
+        local.list(&RuleFilter::default()).unwrap()
+    );
+    let json = |f: Vec<StoredFailure>| serde_json::to_value(f).unwrap();
+    assert_eq!(
+        json(team.failures().unwrap()),
+        json(local.failures().unwrap())
+    );
+    assert_eq!(team.runs(10).unwrap(), local.runs(10).unwrap());
+    let run = &local.runs(1).unwrap()[0].id;
+    assert_eq!(team.attempts(run).unwrap(), local.attempts(run).unwrap());
+    let strip = |log: Vec<FileChange>| -> Vec<(String, String, bool)> {
+        log.into_iter()
+            .map(|c| (c.target, c.reason, c.undone_by.is_some()))
+            .collect()
+    };
+    assert_eq!(
+        strip(team.file_changes(None, 100).unwrap()),
+        strip(local.file_changes(None, 100).unwrap())
+    );
+    assert_eq!(done["counts"]["rules"], local.count().unwrap());
+    assert_eq!(done["counts"]["runs"], 1);
+    // A second migrate is refused, and nothing is doubled.
+    let out = migrate();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already holds"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(team.count().unwrap(), local.count().unwrap());
+}

@@ -23,6 +23,7 @@ pub mod postgres;
 pub mod render;
 pub mod search;
 pub mod sqlite;
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 
