@@ -24,6 +24,11 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 chromium --version
+# PostgreSQL for the team store's tests (Debian's package; its initdb and pg_ctl live in
+# /usr/lib/postgresql/<version>/bin, off PATH). The tests start their own servers.
+if ! command -v initdb >/dev/null && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 # node also runs the shipped n8n workflow's own code in the webhook teacher's tests.
 node --version

@@ -19,7 +19,7 @@ use std::rc::Rc;
 
 use crate::events::Event;
 use crate::store::{
-    self, DIR_NAME, FailureStatus, Recurrence, RuleStore, SqliteStore, StoreError, StoredFailure,
+    self, DIR_NAME, FailureStatus, Recurrence, RuleStore, StoreError, StoredFailure,
 };
 
 /// A record that could not be read or written.
@@ -53,24 +53,46 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> R
 /// The `.promptloop/` folder of one project.
 pub struct Record {
     dir: PathBuf,
-    store: Rc<SqliteStore>,
+    store: Rc<dyn RuleStore>,
 }
 
 impl Record {
     /// Opens (creating) the record folder in `project_dir`.
     pub fn open(project_dir: &Path) -> Result<Record, RecordError> {
+        Self::create_dirs(project_dir)?;
+        let store = Rc::new(store::open_project(project_dir)?);
+        Ok(Record {
+            dir: project_dir.join(DIR_NAME),
+            store,
+        })
+    }
+
+    /// Opens the record folder with the store the settings choose (`store.url`: a team
+    /// store on a server; else the project's SQLite file).
+    pub fn open_with(
+        project_dir: &Path,
+        settings: &crate::settings::StoreSettings,
+    ) -> Result<Record, RecordError> {
+        Self::create_dirs(project_dir)?;
+        let store: Rc<dyn RuleStore> = Rc::from(store::open_for(project_dir, settings)?);
+        Ok(Record {
+            dir: project_dir.join(DIR_NAME),
+            store,
+        })
+    }
+
+    fn create_dirs(project_dir: &Path) -> Result<(), RecordError> {
         let dir = project_dir.join(DIR_NAME);
         for sub in ["runs", "failures"] {
             let path = dir.join(sub);
             fs::create_dir_all(&path).map_err(io_err("create", &path))?;
         }
-        let store = Rc::new(store::open_project(project_dir)?);
-        Ok(Record { dir, store })
+        Ok(())
     }
 
     /// The project's store (rules, runs, failures).
-    pub fn store(&self) -> &SqliteStore {
-        &self.store
+    pub fn store(&self) -> &dyn RuleStore {
+        &*self.store
     }
 
     /// The folder.
@@ -158,7 +180,7 @@ pub struct RunLog {
     path: PathBuf,
     file: File,
     run_id: String,
-    store: Rc<SqliteStore>,
+    store: Rc<dyn RuleStore>,
 }
 
 impl RunLog {

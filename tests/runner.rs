@@ -27,5 +27,6 @@ mod rules_targets;
 mod serve;
 mod serve_browser;
 mod store;
+mod store_postgres;
 mod store_repair;
 mod teachers;

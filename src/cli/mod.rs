@@ -449,7 +449,8 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
     let rules = agents::rules_targets(&settings, &project_dir, agent.as_ref());
     repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME))
         .map_err(|e| Failure::usage(e.to_string()))?;
-    let record = Record::open(&project_dir).map_err(|e| Failure::usage(e.to_string()))?;
+    let record = Record::open_with(&project_dir, &settings.store)
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
     let plan = RunPlan {
@@ -514,7 +515,8 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     start_log(&settings, &project_dir, "learn")?;
     // Only for its instruction file: `learn` does not run the agent.
     let agent = agents::make_agent(&settings);
-    let record = Record::open(&project_dir).map_err(|e| Failure::usage(e.to_string()))?;
+    let record = Record::open_with(&project_dir, &settings.store)
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let pending: Vec<_> = record
         .failures()
         .map_err(|e| Failure::usage(e.to_string()))?

@@ -80,6 +80,8 @@ pub(super) enum Scope {
     Project,
     /// Your global ~/.claude/CLAUDE.md, read in every project.
     Global,
+    /// Every project of the team (needs a team store: store.url); the project's file.
+    Team,
 }
 
 /// Report a mistake the tests did not catch, and learn a rule from it.
@@ -128,7 +130,8 @@ pub(super) struct ReportArgs {
     /// The instruction file the rule goes to (overrides --scope and rules.file).
     #[arg(long, value_name = "FILE")]
     rules_file: Option<PathBuf>,
-    /// project: the project's CLAUDE.md; global: ~/.claude/CLAUDE.md.
+    /// project: the project's CLAUDE.md; global: ~/.claude/CLAUDE.md; team: the project's
+    /// CLAUDE.md, and every project's that uses the team store.
     #[arg(long, value_enum, default_value = "project")]
     scope: Scope,
     /// Print one JSON object per line for each event, for scripts.
@@ -259,11 +262,26 @@ fn report_inner(args: ReportArgs, json: bool) -> Result<u8, Failure> {
         // Reports outside a project are kept in ~/.promptloop/.
         None => home()?,
     };
-    let record = Record::open(&record_dir).map_err(|e| Failure::usage(e.to_string()))?;
+    let record = Record::open_with(&record_dir, &settings.store)
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let teacher: MaybeTeacher = teachers::make_teacher(settings)?;
 
     let failure = manual_failure(kind, description, context, task, &project_dir);
-    let learner = teaching.learner(teacher.as_deref().map_err(Clone::clone), rules);
+    let mut learner = teaching.learner(teacher.as_deref().map_err(Clone::clone), rules);
+    if args.scope == Scope::Team {
+        if crate::store::StoreChoice::of(
+            &record_dir,
+            &settings.store,
+            &crate::settings::process_env,
+        ) == crate::store::StoreChoice::Sqlite
+        {
+            return Err(Failure::usage(
+                "--scope team needs a team store: set store.url (or PROMPTLOOP_STORE_URL) to a \
+                 postgres:// URL",
+            ));
+        }
+        learner.curation.scope = crate::store::Scope::Team;
+    }
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
     let mut output = Output::new(json);

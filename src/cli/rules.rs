@@ -98,6 +98,10 @@ pub struct ListArgs {
     /// Only rules rendered into this file.
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
+    /// Only rules of this scope: project, team (a team store's rules for every project),
+    /// global.
+    #[arg(long, value_name = "SCOPE")]
+    scope: Option<String>,
 }
 
 /// A rule id.
@@ -243,9 +247,15 @@ pub fn main(command: RulesCommand) -> ExitCode {
     })
 }
 
+/// The project's SQLite file (or the user's), or a team store on a server.
+enum OpenedStore {
+    Sqlite(Box<SqliteStore>),
+    Team(Box<dyn RuleStore>),
+}
+
 /// An open store with what the curator needs.
 struct Opened {
-    store: SqliteStore,
+    store: OpenedStore,
     project_dir: PathBuf,
     settings: Settings,
     json: bool,
@@ -260,13 +270,26 @@ impl Opened {
             let path = crate::store::user_db_path(&settings::process_env).ok_or_else(|| {
                 Failure::usage("find the user's store: neither XDG_DATA_HOME nor HOME is set")
             })?;
-            SqliteStore::open(&path)
+            SqliteStore::open(&path).map(|s| OpenedStore::Sqlite(Box::new(s)))
         } else {
-            // Keep the store out of git, like `run` does.
-            if let Ok(repo) = crate::git::Repo::open(&project_dir) {
-                let _ = repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME));
+            match crate::store::StoreChoice::of(
+                &project_dir,
+                &settings.store,
+                &settings::process_env,
+            ) {
+                crate::store::StoreChoice::Sqlite => {
+                    // Keep the store out of git, like `run` does.
+                    if let Ok(repo) = crate::git::Repo::open(&project_dir) {
+                        let _ = repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME));
+                    }
+                    crate::store::open_project(&project_dir)
+                        .map(|s| OpenedStore::Sqlite(Box::new(s)))
+                }
+                crate::store::StoreChoice::Postgres { url, project } => {
+                    crate::store::postgres::PgStore::connect(&url, &project, &settings::process_env)
+                        .map(|s| OpenedStore::Team(Box::new(s)))
+                }
             }
-            crate::store::open_project(&project_dir)
         }
         .map_err(store_failure)?;
         Ok(Opened {
@@ -279,7 +302,15 @@ impl Opened {
     }
 
     fn curator(&self) -> Curator<'_> {
-        Curator::for_settings(&self.store, self.project_dir.clone(), &self.settings.rules)
+        Curator::for_settings(self.store(), self.project_dir.clone(), &self.settings.rules)
+    }
+
+    /// The store, whichever it is.
+    fn store(&self) -> &dyn RuleStore {
+        match &self.store {
+            OpenedStore::Sqlite(s) => s.as_ref(),
+            OpenedStore::Team(s) => s.as_ref(),
+        }
     }
 
     /// The configured rules file: rules.file, else CLAUDE.md in the project (or, for the
@@ -360,7 +391,18 @@ fn list(args: ListArgs) -> Result<u8, Failure> {
         statuses: statuses(&args.status, &[Status::Active, Status::Proposed])?,
         target: args.file.as_ref().map(|f| opened.curator().target(f).key),
     };
-    let rules = opened.store.list(&filter).map_err(store_failure)?;
+    let scope = match args.scope.as_deref() {
+        None => None,
+        Some(given) => Some(Scope::parse(given.trim()).ok_or_else(|| {
+            Failure::usage(format!(
+                "--scope: unknown value {given:?}, expected one of: project, team, global"
+            ))
+        })?),
+    };
+    let mut rules = opened.store().list(&filter).map_err(store_failure)?;
+    if let Some(scope) = scope {
+        rules.retain(|r| r.scope == scope);
+    }
     if opened.json {
         print_json(&rules);
         return Ok(0);
@@ -386,11 +428,12 @@ fn list(args: ListArgs) -> Result<u8, Failure> {
 
 fn show(args: IdArgs) -> Result<u8, Failure> {
     let opened = Opened::open(&args.store)?;
-    let rule = opened.store.get(&args.id).map_err(store_failure)?;
-    let validations = opened
-        .store
-        .validations(Some(&rule.id))
-        .map_err(store_failure)?;
+    let rule = opened.store().get(&args.id).map_err(store_failure)?;
+    // Validations are kept in the SQLite store only.
+    let validations = match &opened.store {
+        OpenedStore::Sqlite(store) => store.validations(Some(&rule.id)).map_err(store_failure)?,
+        OpenedStore::Team(_) => Vec::new(),
+    };
     if opened.json {
         let mut value = serde_json::to_value(&rule).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
@@ -627,7 +670,7 @@ struct Exported {
 fn export(args: ExportArgs) -> Result<u8, Failure> {
     let opened = Opened::open(&args.store)?;
     let rules = opened
-        .store
+        .store()
         .list(&RuleFilter {
             statuses: statuses(&args.status, &[Status::Active])?,
             target: None,
@@ -730,7 +773,7 @@ fn import(args: ImportArgs) -> Result<u8, Failure> {
             targets
         };
         let outcome = opened
-            .store
+            .store()
             .learn(
                 NewRule {
                     rule,
@@ -807,13 +850,17 @@ fn render_all(args: StoreArgs) -> Result<u8, Failure> {
 
 fn dedup(args: DedupArgs) -> Result<u8, Failure> {
     let opened = Opened::open(&args.store)?;
-    let plan = crate::store::dedup::scan::plan(&opened.store).map_err(store_failure)?;
+    let OpenedStore::Sqlite(sqlite) = &opened.store else {
+        return Err(Failure::usage(
+            "rules dedup works on a project's SQLite store only, not on a team store yet",
+        ));
+    };
+    let plan = crate::store::dedup::scan::plan(sqlite).map_err(store_failure)?;
     let apply = args.apply && !args.dry_run;
     let mut files = Vec::new();
     let mut undoable = true;
     if apply && !(plan.merges.is_empty() && plan.conflicts.is_empty()) {
-        let changes =
-            crate::store::dedup::scan::apply(&opened.store, &plan).map_err(store_failure)?;
+        let changes = crate::store::dedup::scan::apply(sqlite, &plan).map_err(store_failure)?;
         let curator = opened.curator();
         let reason = format!(
             "dedup: merged {}, held {} for review",
@@ -893,7 +940,7 @@ fn log(args: LogArgs) -> Result<u8, Failure> {
     let opened = Opened::open(&args.store)?;
     let target = args.file.as_ref().map(|f| opened.curator().target(f).key);
     let changes = opened
-        .store
+        .store()
         .file_changes(target.as_deref(), args.limit)
         .map_err(store_failure)?;
     if opened.json {

@@ -38,6 +38,26 @@ pub enum StoreCommand {
     Repair(FixArgs),
     /// Move the store aside and start an empty one.
     Reset(FixArgs),
+    /// Copy the project's SQLite store into a team store (an empty one), every count checked.
+    Migrate(MigrateArgs),
+}
+
+/// `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The project whose store it is.
+    #[arg(short = 'd', long, value_name = "DIR", default_value = ".")]
+    project_dir: PathBuf,
+    /// The team store: postgres://user@host/db (the password from ${VAR} in the URL,
+    /// PGPASSWORD or .pgpass).
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// The config file (for store.project_id).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Which store.
@@ -70,6 +90,7 @@ pub fn main(command: StoreCommand) -> ExitCode {
         StoreCommand::Check(t) => check(&t),
         StoreCommand::Repair(a) => repair(&a),
         StoreCommand::Reset(a) => reset(&a),
+        StoreCommand::Migrate(a) => migrate(&a).map(|()| 0),
     })
 }
 
@@ -253,4 +274,42 @@ fn reset(a: &FixArgs) -> Result<u8, Failure> {
         );
     }
     Ok(0)
+}
+
+fn migrate(args: &MigrateArgs) -> Result<(), Failure> {
+    let project_dir = project_dir(&args.project_dir)?;
+    let loaded = super::load_settings(args.config.as_deref())?;
+    let shown = crate::store::postgres::conninfo::redact(&args.to);
+    let project =
+        crate::store::project_key(&project_dir, loaded.settings.store.project_id.as_deref());
+    let failed = |e: crate::store::StoreError| Failure {
+        message: e.to_string(),
+        code: EXIT_FAILED,
+    };
+    let from = crate::store::open_project(&project_dir).map_err(failed)?;
+    let to = crate::store::postgres::PgStore::connect(&args.to, &project, &settings::process_env)
+        .map_err(|e| match e {
+        crate::store::StoreError::Invalid(m) => Failure::usage(m),
+        other => failed(other),
+    })?;
+    let done = crate::store::transfer::migrate(&from, &to).map_err(failed)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&done).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    let c = &done.counts;
+    println!(
+        "copied into {shown} (project {project}), every count the same in both:\n  \
+         {} rules ({} provenance entries, learned {} times), {} failures, {} runs with {} \
+         attempts, {} file changes",
+        c.rules, c.provenance, c.times_learned, c.failures, c.runs, c.attempts, c.file_changes
+    );
+    for (old, new) in &done.renamed {
+        println!("  {old} is {new} there (its id was taken)");
+    }
+    println!("the SQLite store is left as it was; set store.url to use the team store");
+    Ok(())
 }

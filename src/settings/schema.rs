@@ -66,6 +66,9 @@ pub struct Settings {
     /// How long old runs keep their snapshot refs and record folders.
     #[serde(deserialize_with = "null_as_default")]
     pub retention: RetentionSettings,
+    /// Where the rule store lives (SQLite in the project unless a server is named).
+    #[serde(deserialize_with = "null_as_default")]
+    pub store: StoreSettings,
 }
 
 impl Default for Settings {
@@ -87,6 +90,7 @@ impl Default for Settings {
             logging: LoggingSettings::default(),
             redaction: RedactionSettings::default(),
             retention: RetentionSettings::default(),
+            store: StoreSettings::default(),
         }
     }
 }
@@ -475,6 +479,62 @@ impl Default for RetentionSettings {
             keep_runs: 100,
             keep_days: 30,
         }
+    }
+}
+
+/// `store:` — a team store on a PostgreSQL server instead of the project's SQLite file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct StoreSettings {
+    /// `postgres://user@host:5432/db` (`PROMPTLOOP_STORE_URL` overrides it). The password
+    /// comes from an environment reference in the URL (`postgres://app:${PG_PASS}@db/rules`),
+    /// `PGPASSWORD` or `.pgpass`; one written in the URL is never printed.
+    #[serde(
+        deserialize_with = "non_empty_opt",
+        serialize_with = "redacted_store_url"
+    )]
+    pub url: Option<String>,
+    /// The project's identity in the team store (default: the `origin` remote's URL,
+    /// normalised, so every clone shares one project).
+    #[serde(deserialize_with = "non_empty_opt")]
+    pub project_id: Option<String>,
+}
+
+/// `store.url` as printed (`config check`, `to_yaml`): a password written in it is `***`.
+fn redacted_store_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_some(&redact_store_url(url)),
+        None => s.serialize_none(),
+    }
+}
+
+/// A database URL with a literal password replaced by `***` (`${NAME}` references stay).
+pub fn redact_store_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return if url.to_ascii_lowercase().contains("password") {
+            "***".to_string()
+        } else {
+            url.to_string()
+        };
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let tail = if tail.to_ascii_lowercase().contains("password=") {
+        tail.split_once('?')
+            .map_or(tail, |(path, _)| path)
+            .to_string()
+            + "?***"
+    } else {
+        tail.to_string()
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, pass)) if !pass.starts_with('$') => {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            }
+            _ => format!("{scheme}://{userinfo}@{host}{tail}"),
+        },
+        None => format!("{scheme}://{authority}{tail}"),
     }
 }
 

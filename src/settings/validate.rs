@@ -31,6 +31,16 @@ pub(super) fn check_url(value: &Option<String>) -> Option<String> {
         .then(|| format!("expected an http:// or https:// url, got {url:?}"))
 }
 
+/// A PostgreSQL URL; the message never repeats it (it may hold a password).
+pub(super) fn check_store_url(value: &Option<String>) -> Option<String> {
+    let url = value.as_deref()?.trim().to_ascii_lowercase();
+    (!(url.starts_with("postgres://") || url.starts_with("postgresql://"))).then(|| {
+        "expected a postgres:// or postgresql:// url (or no store.url: the project's \
+         SQLite file)"
+            .to_string()
+    })
+}
+
 /// Env var names only; anything else is most likely a pasted secret.
 pub(super) fn check_env_name(value: &Option<String>) -> Option<String> {
     let name = value.as_deref()?;
@@ -105,6 +115,7 @@ impl Settings {
                 "retention.keep_days",
                 check_range(self.retention.keep_days, 0, 36_500),
             ),
+            ("store.url", check_store_url(&self.store.url)),
             (
                 "rules.unproven_max_age_days",
                 check_range(self.rules.unproven_max_age_days, 0, 36_500),

@@ -18,9 +18,12 @@ mod failure;
 pub mod health;
 mod legacy;
 mod migrate;
+mod open;
+pub mod postgres;
 pub mod render;
 pub mod search;
 pub mod sqlite;
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::rules::format::Rule;
 pub use failure::{FailureStatus, Recurrence, StoredFailure};
 pub use legacy::open_project;
+pub use open::{StoreChoice, open_for, project_key};
 pub use sqlite::SqliteStore;
 
 /// The folder of promptloop's record inside a project (excluded from git through
@@ -101,6 +105,8 @@ pub enum Scope {
     /// This project (lives in the project's store).
     #[default]
     Project,
+    /// Every project of a team (lives in a team store on a server; see `postgres`).
+    Team,
 }
 
 impl Scope {
@@ -109,6 +115,7 @@ impl Scope {
         match self {
             Scope::Global => "global",
             Scope::Project => "project",
+            Scope::Team => "team",
         }
     }
 
@@ -117,6 +124,7 @@ impl Scope {
         match s {
             "global" => Some(Scope::Global),
             "project" => Some(Scope::Project),
+            "team" => Some(Scope::Team),
             _ => None,
         }
     }
@@ -416,6 +424,12 @@ pub enum StoreError {
         /// The newest this binary knows.
         known: i64,
     },
+    /// The team store's server could not be reached (the message names its URL redacted).
+    #[error("{0}")]
+    Unreachable(String),
+    /// The team store's server refused a query (the message names no password).
+    #[error("use the team store: {0}")]
+    Server(String),
     /// A query failed.
     #[error("use the rule store: {0}{hint}", hint = health::damage_hint(.0))]
     Sqlite(#[from] rusqlite::Error),

@@ -1,0 +1,130 @@
+//! `promptloop store migrate --to URL`: a project's SQLite store copied into another store
+//! (a team store on PostgreSQL), every count checked afterwards.
+//!
+//! Order matters so that nothing is counted twice: the runs' events first (no rules exist
+//! yet, so a passed run validates none again), then the failures (no rules yet, so no
+//! recurrence is counted again), then the rules with their own counters and provenance, then
+//! the file-change log (its `undone_by` links renumbered).
+
+use std::collections::HashMap;
+
+use super::{FileChange, RuleFilter, RuleStore, Scope, SqliteStore, StoreError};
+
+/// What a store holds for one project, counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Rules (every status; team rules of the target not counted).
+    pub rules: usize,
+    /// Their provenance entries.
+    pub provenance: usize,
+    /// The sum of their times learned.
+    pub times_learned: u64,
+    /// Failures.
+    pub failures: usize,
+    /// Runs.
+    pub runs: usize,
+    /// Attempts of those runs.
+    pub attempts: usize,
+    /// File-change log entries.
+    pub file_changes: usize,
+}
+
+/// Counts `store`'s content for its project.
+pub fn counts(store: &dyn RuleStore) -> Result<Counts, StoreError> {
+    let rules: Vec<_> = store
+        .list(&RuleFilter::default())?
+        .into_iter()
+        .filter(|r| r.scope != Scope::Team)
+        .collect();
+    let runs = store.runs(usize::MAX >> 1)?;
+    let mut attempts = 0;
+    for run in &runs {
+        attempts += store.attempts(&run.id)?.len();
+    }
+    Ok(Counts {
+        rules: rules.len(),
+        provenance: rules.iter().map(|r| r.provenance.len()).sum(),
+        times_learned: rules.iter().map(|r| u64::from(r.times_learned)).sum(),
+        failures: store.failures()?.len(),
+        runs: runs.len(),
+        attempts,
+        file_changes: store.file_changes(None, usize::MAX >> 1)?.len(),
+    })
+}
+
+/// What a migration did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Migrated {
+    /// The counts, equal in both stores.
+    pub counts: Counts,
+    /// Rules whose id was taken in the target and that got a new one: (old, new).
+    pub renamed: Vec<(String, String)>,
+}
+
+/// Copies everything of `from` into `to`, which must hold nothing of this project yet;
+/// then checks that both count the same.
+pub fn migrate(from: &SqliteStore, to: &dyn RuleStore) -> Result<Migrated, StoreError> {
+    let before = counts(to)?;
+    if before != Counts::default() {
+        return Err(StoreError::Invalid(format!(
+            "migrate the store: the target already holds {} rules, {} failures and {} runs of \
+             this project; migrate into an empty one (nothing was copied)",
+            before.rules, before.failures, before.runs
+        )));
+    }
+    let source = counts(from)?;
+    // 1. Runs, by replaying their events in order.
+    let events: Vec<(String, String)> = {
+        let mut stmt = from
+            .conn()
+            .prepare("SELECT run_id, data FROM events ORDER BY run_id, seq")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (run_id, data) in &events {
+        let event: serde_json::Value = serde_json::from_str(data)
+            .map_err(|e| StoreError::Corrupt(format!("an event of run {run_id}: {e}")))?;
+        to.record_event(run_id, &event)?;
+    }
+    // 2. Failures.
+    for failure in from.failures()? {
+        to.save_failure(&failure)?;
+    }
+    // 3. Rules, as stored.
+    let mut renamed = Vec::new();
+    for rule in from.list(&RuleFilter::default())? {
+        let id = to.insert(&rule)?;
+        if id != rule.id {
+            renamed.push((rule.id.clone(), id));
+        }
+    }
+    // 4. The file-change log, oldest first, its undo links renumbered.
+    let mut log: Vec<FileChange> = from.file_changes(None, usize::MAX >> 1)?;
+    log.reverse();
+    let mut seqs: HashMap<i64, i64> = HashMap::new();
+    for change in &log {
+        let new = to.log_file_change(&FileChange {
+            undone_by: None,
+            ..change.clone()
+        })?;
+        seqs.insert(change.seq, new);
+    }
+    for change in &log {
+        if let (Some(by), Some(seq)) = (change.undone_by, seqs.get(&change.seq))
+            && let Some(new_by) = seqs.get(&by)
+        {
+            to.mark_undone(*seq, *new_by)?;
+        }
+    }
+    let after = counts(to)?;
+    if after != source {
+        return Err(StoreError::Invalid(format!(
+            "migrate the store: the counts differ after the copy (source {source:?}, target \
+             {after:?})"
+        )));
+    }
+    Ok(Migrated {
+        counts: after,
+        renamed,
+    })
+}

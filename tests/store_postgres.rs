@@ -1,0 +1,743 @@
+//! The team store on a real PostgreSQL server (started per test, see `pg_server.rs`): the
+//! `RuleStore` behaviours against both backends through one function, eight writer
+//! processes of the real binary learning one lesson, a writer killed mid-transaction, a
+//! newer schema refused untouched, team scope, and a password never printed.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use promptloop::rules::format::Rule;
+use promptloop::store::postgres::PgStore;
+use promptloop::store::{
+    FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore, Scope,
+    SqliteStore, Status, StoreError, StoredFailure,
+};
+use serde_json::{Value, json};
+
+use crate::support::Project;
+use crate::support::fake_anthropic::{FakeAnthropic, Reply, Request};
+
+#[path = "pg_server.rs"]
+mod pg_server;
+use pg_server::{PASSWORD_ENV, PgServer};
+
+fn rule(text: &str) -> Rule {
+    Rule {
+        category: Some("Checks".into()),
+        rule: text.into(),
+        when: "Dividing numbers".into(),
+        why: "A test failed".into(),
+    }
+}
+
+fn new_rule(text: &str, target: &str) -> NewRule {
+    NewRule {
+        rule: rule(text),
+        scope: Scope::Project,
+        targets: vec![target.into()],
+        provenance: Provenance {
+            failure_type: "test_failure".into(),
+            source: "pytest".into(),
+            run_id: Some("20261203-101500-abcd".into()),
+            ..Provenance::default()
+        },
+        status: Status::Active,
+    }
+}
+
+fn failure(id: &str, fingerprint: &str, captured_at: &str) -> StoredFailure {
+    serde_json::from_value(json!({
+        "status": "pending",
+        "context": {
+            "id": id, "failure_type": "test_failure", "source": "pytest",
+            "task": "Fix division", "project_dir": "/p", "run_id": null, "attempt": 1,
+            "captured_at": captured_at, "test_command": "pytest", "tests": [],
+            "failing_ids": ["tests/test_calc.py::test_div"], "test_summary": "1 failed",
+            "diff": "", "agent_status": null, "agent_message": null,
+            "description": null, "context": null,
+        },
+        "last_error": null, "tries": 0, "rule": null, "rules_file": null, "teacher": null,
+        "teacher_answer": null, "fingerprints": [fingerprint],
+    }))
+    .expect("a stored failure")
+}
+
+const NONE_NOT_ZERO: &str = "Return None, not 0, from safe_divide when the divisor is zero.";
+const PARAPHRASE: &str = "When dividing by zero in safe_divide, return None instead of 0.";
+const FLIPPED: &str = "Return 0, not None, from safe_divide when the divisor is zero.";
+const MODULO: &str = "Return None, not 0, from safe_modulo when the divisor is zero.";
+
+/// Every `RuleStore` behaviour the loop relies on; run against both backends.
+fn exercise(store: &dyn RuleStore) {
+    // Learn: added, merged (a paraphrase), a conflict (the flip), distinct (another function).
+    let first = store
+        .learn(new_rule(NONE_NOT_ZERO, "CLAUDE.md"), None)
+        .unwrap();
+    let LearnOutcome::Added { id, status } = &first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(*status, Status::Active);
+    let merged = store
+        .learn(new_rule(PARAPHRASE, "AGENTS.md"), None)
+        .unwrap();
+    assert!(
+        matches!(&merged, LearnOutcome::Merged { id: m, .. } if m == id),
+        "{merged:?}"
+    );
+    let conflict = store.learn(new_rule(FLIPPED, "CLAUDE.md"), None).unwrap();
+    let LearnOutcome::Conflict { id: flipped, with } = &conflict else {
+        panic!("{conflict:?}")
+    };
+    assert_eq!(with, id);
+    let other = store.learn(new_rule(MODULO, "CLAUDE.md"), None).unwrap();
+    assert!(matches!(other, LearnOutcome::Added { .. }), "{other:?}");
+    assert!(matches!(
+        store.learn(new_rule("  ", "CLAUDE.md"), None),
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Get, by a prefix too; the merged rule has both arrivals and both targets.
+    let got = store
+        .get(&id[2..6])
+        .unwrap_or_else(|_| store.get(id).unwrap());
+    assert_eq!(got.id, *id);
+    assert_eq!(got.times_learned, 2);
+    assert_eq!(got.provenance.len(), 2);
+    assert_eq!(got.provenance[1].text, PARAPHRASE);
+    assert_eq!(
+        got.targets,
+        vec!["AGENTS.md".to_string(), "CLAUDE.md".to_string()]
+    );
+    assert!(matches!(
+        store.get("r-zzzzzz"),
+        Err(StoreError::NotFound(_))
+    ));
+    let proposed = store.get(flipped).unwrap();
+    assert_eq!(proposed.status, Status::Proposed);
+    assert_eq!(proposed.conflicts_with.as_deref(), Some(id.as_str()));
+
+    // List by status and target; ranked: the twice-learned rule first.
+    let active = store
+        .list(&RuleFilter {
+            statuses: vec![Status::Active],
+            target: None,
+        })
+        .unwrap();
+    assert_eq!(active.len(), 2);
+    let agents = store
+        .list(&RuleFilter {
+            statuses: vec![],
+            target: Some("AGENTS.md".into()),
+        })
+        .unwrap();
+    assert_eq!(agents.len(), 1);
+    let ranked = store.ranked_for_target("CLAUDE.md").unwrap();
+    assert_eq!(ranked.len(), 2);
+    assert_eq!(ranked[0].id, *id);
+    assert_eq!(
+        store.targets().unwrap(),
+        vec!["AGENTS.md".to_string(), "CLAUDE.md".to_string()]
+    );
+
+    // Status changes and edits come back as changes for the log; an edited text is found
+    // by the next lookup under its new words.
+    let change = store
+        .set_status(flipped, Status::Retired, Some("rejected"))
+        .unwrap();
+    assert_eq!(change.status_before, Some(Status::Proposed));
+    assert_eq!(
+        store.get(flipped).unwrap().note.as_deref(),
+        Some("rejected")
+    );
+    let modulo_id = other.id().to_string();
+    let edit = store
+        .edit(
+            &modulo_id,
+            &RuleEdit {
+                rule: Some("Quote every path passed to rsync in deploy.sh".into()),
+                ..RuleEdit::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(edit.text_before.map(|r| r.rule), Some(MODULO.to_string()));
+    let again = store
+        .learn(
+            new_rule(
+                "Always quote every path passed to rsync in deploy.sh",
+                "CLAUDE.md",
+            ),
+            None,
+        )
+        .unwrap();
+    assert_eq!(again.id(), modulo_id, "{again:?}");
+    // The old words no longer find it.
+    let old = store.learn(new_rule(MODULO, "CLAUDE.md"), None).unwrap();
+    assert!(matches!(old, LearnOutcome::Added { .. }), "{old:?}");
+
+    // Imports keep a free id and replace a taken one.
+    let mut imported = store.get(id).unwrap();
+    imported.rule.rule = "Pin the numpy version in requirements.txt".into();
+    let new_id = store.insert(&imported).unwrap();
+    assert_ne!(new_id, *id);
+    imported.id = "r-abc123".into();
+    assert_eq!(store.insert(&imported).unwrap(), "r-abc123");
+
+    // The file-change log, newest first, per target; undo marks.
+    let change = |target: &str, reason: &str| FileChange {
+        seq: 0,
+        target: target.into(),
+        at: "2026-12-03T10:00:00+00:00".into(),
+        reason: reason.into(),
+        old_body: None,
+        new_body: format!("body {reason}"),
+        shown: vec![id.clone()],
+        hidden: 1,
+        store_changes: vec![],
+        undone_by: None,
+    };
+    let a = store.log_file_change(&change("CLAUDE.md", "one")).unwrap();
+    let b = store.log_file_change(&change("CLAUDE.md", "two")).unwrap();
+    store
+        .log_file_change(&change("GEMINI.md", "three"))
+        .unwrap();
+    store.mark_undone(a, b).unwrap();
+    let log = store.file_changes(Some("CLAUDE.md"), 10).unwrap();
+    assert_eq!(
+        log.iter().map(|c| c.reason.as_str()).collect::<Vec<_>>(),
+        ["two", "one"]
+    );
+    assert_eq!(log[1].undone_by, Some(b));
+    assert_eq!(log[1].shown, vec![id.clone()]);
+    assert_eq!(store.file_changes(None, 1).unwrap()[0].reason, "three");
+    assert!(store.targets().unwrap().contains(&"GEMINI.md".to_string()));
+
+    // Failures: saved, updated in place; one that repeats a learned failure's fingerprint
+    // while the rule is active counts as a recurrence of that rule.
+    let mut f1 = failure("f-1", "fp-div", "2026-12-03T10:00:00+00:00");
+    store.save_failure(&f1).unwrap();
+    f1.status = promptloop::store::FailureStatus::Learned;
+    store.save_failure(&f1).unwrap();
+    let mut learned = new_rule(
+        "Check the divisor in average() before dividing",
+        "CLAUDE.md",
+    );
+    learned.provenance.failure_id = Some("f-1".into());
+    let from_f1 = store.learn(learned, None).unwrap();
+    let later = chrono::Local::now() + chrono::Duration::hours(1);
+    let f2 = failure("f-2", "fp-div", &later.to_rfc3339());
+    store.save_failure(&f2).unwrap();
+    store.save_failure(&f2).unwrap();
+    let failures = store.failures().unwrap();
+    assert_eq!(failures.len(), 2);
+    assert_eq!(
+        failures[0].status,
+        promptloop::store::FailureStatus::Learned
+    );
+    assert_eq!(store.get(from_f1.id()).unwrap().recurrences, 1);
+
+    // Runs and attempts from events; a passed run validates the rules it learned.
+    let run = "20261203-101500-abcd";
+    for event in [
+        json!({"type": "run.started", "task": "Fix division", "agent": "claude"}),
+        json!({"type": "attempt.started", "attempt": 1}),
+        json!({"type": "agent.finished", "attempt": 1, "outcome": {"status": "success"},
+               "changed_files": ["calc.py"]}),
+        json!({"type": "tests.finished", "attempt": 1,
+               "tests": {"outcome": "failed"}, "failing": ["t1", "t2"]}),
+        json!({"type": "failure.captured", "attempt": 1, "failure_id": "f-1"}),
+        json!({"type": "rule.learned", "failure_id": "f-1", "rule_id": id}),
+        json!({"type": "attempt.reverted", "attempt": 1}),
+        json!({"type": "run.finished", "outcome": "passed", "attempts": 2, "rules_learned": 1,
+               "pending": 0, "cost_usd": 0.25, "duration_ms": 1200, "message": "done"}),
+    ] {
+        store.record_event(run, &event).unwrap();
+    }
+    let runs = store.runs(10).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].outcome.as_deref(), Some("passed"));
+    assert_eq!(runs[0].attempts, 2);
+    assert_eq!(runs[0].started_at.as_deref(), Some("2026-12-03T10:15:00"));
+    let attempts = store.attempts(run).unwrap();
+    assert_eq!(attempts.len(), 1);
+    let a1 = &attempts[0];
+    assert_eq!(
+        (
+            a1.agent_status.as_deref(),
+            a1.changed_files,
+            a1.failing,
+            a1.reverted
+        ),
+        (Some("success"), 1, 2, true)
+    );
+    assert_eq!(a1.rule_id.as_deref(), Some(id.as_str()));
+    // Every rule learned with this run id was validated once.
+    assert_eq!(store.get(id).unwrap().times_validated, 1);
+}
+
+#[test]
+fn rule_store_behaviours_are_the_same_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise(&SqliteStore::open(&dir.path().join("p.db")).unwrap());
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.create_db("behaviours");
+    let store = PgStore::connect(&url, "github.com/org/api", &server.env()).unwrap();
+    exercise(&store);
+
+    // Another project in the same database sees none of it; a reconnect sees all of it.
+    let other = PgStore::connect(&url, "github.com/org/web", &server.env()).unwrap();
+    assert!(other.list(&RuleFilter::default()).unwrap().is_empty());
+    assert!(other.failures().unwrap().is_empty());
+    assert!(other.runs(10).unwrap().is_empty());
+    let again = PgStore::connect(&url, "github.com/org/api", &server.env()).unwrap();
+    assert_eq!(
+        again.list(&RuleFilter::default()).unwrap(),
+        store.list(&RuleFilter::default()).unwrap()
+    );
+
+    // Team rules are seen by every project; a project's lesson merges into a team rule.
+    let mut team = new_rule(
+        "Run migrations with --lock-timeout=5s on production",
+        "CLAUDE.md",
+    );
+    team.scope = Scope::Team;
+    let team_id = other.learn(team, None).unwrap().id().to_string();
+    let seen = store.get(&team_id).unwrap();
+    assert_eq!(seen.scope, Scope::Team);
+    let merged = store
+        .learn(
+            new_rule(
+                "Run migrations with --lock-timeout=5s on production.",
+                "CLAUDE.md",
+            ),
+            None,
+        )
+        .unwrap();
+    assert_eq!(merged.id(), team_id, "{merged:?}");
+    assert_eq!(other.get(&team_id).unwrap().times_learned, 2);
+}
+
+#[test]
+fn a_newer_schema_is_refused_untouched() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.create_db("newer");
+    drop(PgStore::connect(&url, "p", &server.env()).unwrap());
+    let mut client = server.client("newer");
+    client
+        .batch_execute(
+            "INSERT INTO promptloop_schema(version, applied_at) VALUES (99, 'later');
+             CREATE TABLE from_the_future (x INT)",
+        )
+        .unwrap();
+    let snapshot = |c: &mut postgres::Client| -> (Vec<i32>, i64) {
+        let versions = c
+            .query("SELECT version FROM promptloop_schema ORDER BY 1", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let tables: i64 = c
+            .query_one(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        (versions, tables)
+    };
+    let before = snapshot(&mut client);
+    let err = PgStore::connect(&url, "p", &server.env())
+        .err()
+        .expect("a newer schema is refused");
+    assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("newer"), "{message}");
+    assert!(!message.contains(&server.password), "{message}");
+    assert_eq!(snapshot(&mut client), before);
+
+    // The binary says the same, exits 2, and prints no password even when one is in the URL.
+    let project = Project::new();
+    let out = project
+        .promptloop()
+        .args(["rules", "list"])
+        .env("PROMPTLOOP_STORE_URL", server.url_with_password("newer"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("newer"), "{text}");
+    assert!(!text.contains(&server.password), "{text}");
+    assert_eq!(snapshot(&mut client), before);
+}
+
+/// The teacher's answer with one fixed rule; it holds every request until `wait_for` have
+/// arrived (or 20 s passed), so the writers learn at the same moment.
+fn teacher(rule_text: &'static str, wait_for: usize) -> FakeAnthropic {
+    let gate = Arc::new((Mutex::new(0usize), Condvar::new()));
+    FakeAnthropic::start(move |r: &Request| {
+        if r.is_messages() {
+            let (count, cv) = &*gate;
+            let mut n = count.lock().unwrap();
+            *n += 1;
+            cv.notify_all();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while *n < wait_for && Instant::now() < deadline {
+                n = cv.wait_timeout(n, Duration::from_millis(100)).unwrap().0;
+            }
+        }
+        Reply::text(format!(
+            "Analysis: the agent built a second importer.\n\n### Checks\n\
+             - **Rule**: {rule_text}\n\
+             - **When**: Adding a data import.\n\
+             - **Why**: A second importer duplicated the first.\n"
+        ))
+    })
+}
+
+/// `promptloop report-failure` in `project` against the team store, as a child process.
+fn writer(
+    project: &Project,
+    server: &PgServer,
+    teacher: &FakeAnthropic,
+    db: &str,
+    extra: &[(&str, &str)],
+    scope: &str,
+) -> Child {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("promptloop"));
+    cmd.current_dir(&project.path)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", project.home.path())
+        .env("TMPDIR", project.home.path())
+        .env("XDG_CONFIG_HOME", project.home.path().join(".config"))
+        .env("LANG", "C.UTF-8")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("ANTHROPIC_BASE_URL", teacher.base_url())
+        .env("ANTHROPIC_API_KEY", "test-key")
+        .env("PROMPTLOOP_STORE_URL", server.url(db))
+        .env(PASSWORD_ENV, &server.password)
+        .args([
+            "report-failure",
+            "-f",
+            "integration_error",
+            "-D",
+            "Wrote a second CSV importer beside the existing one",
+            "-T",
+            "Import the CSV",
+            "--teacher",
+            "anthropic",
+            "--scope",
+            scope,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn promptloop")
+}
+
+fn clone_of(remote: &str) -> Project {
+    let project = Project::new();
+    project.git(&["remote", "add", "origin", remote]);
+    project
+}
+
+const LESSON: &str =
+    "Extend the existing importer in importers/csv.py instead of writing a new one.";
+
+#[test]
+fn eight_writer_processes_learning_one_lesson_leave_one_rule_counted_eight_times() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.create_db("eight");
+    let teacher = teacher(LESSON, 8);
+    // Eight clones of one repository, by its remote's two spellings: one project key.
+    let projects: Vec<Project> = (0..8)
+        .map(|i| {
+            clone_of(if i % 2 == 0 {
+                "git@github.com:Org/Api.git"
+            } else {
+                "https://ci-bot@github.com/Org/Api"
+            })
+        })
+        .collect();
+    let children: Vec<Child> = projects
+        .iter()
+        .map(|p| writer(p, &server, &teacher, "eight", &[], "project"))
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let store = PgStore::connect(&url, "github.com/Org/Api", &server.env()).unwrap();
+    let rules = store.list(&RuleFilter::default()).unwrap();
+    assert_eq!(rules.len(), 1, "{rules:#?}");
+    assert_eq!(rules[0].rule.rule, LESSON);
+    assert_eq!(rules[0].times_learned, 8);
+    assert_eq!(rules[0].provenance.len(), 8);
+    assert_eq!(store.failures().unwrap().len(), 8);
+    for p in &projects {
+        let claude = std::fs::read_to_string(p.path.join("CLAUDE.md")).unwrap();
+        assert!(claude.contains(LESSON), "{claude}");
+    }
+    // The rule is the project's, listed with `rules list` from any clone, not the team's.
+    let listed = rules_list(&projects[3], &server, "eight", &["--scope", "project"]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["times_learned"], 8);
+    assert!(rules_list(&projects[3], &server, "eight", &["--scope", "team"]).is_empty());
+}
+
+fn rules_list(project: &Project, server: &PgServer, db: &str, args: &[&str]) -> Vec<Value> {
+    let out = project
+        .promptloop()
+        .args(["rules", "list", "--json", "--status", "all"])
+        .args(args)
+        .env("PROMPTLOOP_STORE_URL", server.url(db))
+        .env(PASSWORD_ENV, &server.password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_writer_killed_mid_transaction_loses_nothing_else() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.create_db("killed");
+    let project = clone_of("https://github.com/org/killed.git");
+    let store = PgStore::connect(&url, "github.com/org/killed", &server.env()).unwrap();
+    let kept = store
+        .learn(new_rule(NONE_NOT_ZERO, "CLAUDE.md"), None)
+        .unwrap();
+    store
+        .save_failure(&failure("f-kept", "fp-kept", "2026-12-03T09:00:00+00:00"))
+        .unwrap();
+
+    // The writer stops inside its learn transaction, after its writes, before the commit.
+    let teacher = teacher(LESSON, 1);
+    let mut child = writer(
+        &project,
+        &server,
+        &teacher,
+        "killed",
+        &[("PROMPTLOOP_TEST_PG_STALL_MS", "120000")],
+        "project",
+    );
+    let mut watch = server.client("killed");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stalled: i64 = watch
+            .query_one(
+                "SELECT COUNT(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+                 WHERE a.application_name = 'promptloop' AND a.state = 'idle in transaction'
+                   AND l.locktype = 'advisory' AND l.granted",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if stalled > 0 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the writer ended before it stalled"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the writer never reached its learn"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its uncommitted rule is invisible; then SIGKILL.
+    assert_eq!(store.count().unwrap(), 1);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+
+    // The lock went with the connection: the next writer is not blocked, and what it learns
+    // is new (the killed writer's insert was rolled back).
+    let started = Instant::now();
+    let after = store.learn(new_rule(LESSON, "CLAUDE.md"), None).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(after, LearnOutcome::Added { .. }), "{after:?}");
+    let rules = store.list(&RuleFilter::default()).unwrap();
+    assert_eq!(rules.len(), 2, "{rules:#?}");
+    let old = store.get(kept.id()).unwrap();
+    assert_eq!((old.times_learned, old.provenance.len()), (1, 1));
+    let new = store.get(after.id()).unwrap();
+    assert_eq!((new.times_learned, new.provenance.len()), (1, 1));
+    // The failure kept before, and the killed writer's own report (saved before its learn).
+    let failures = store.failures().unwrap();
+    assert!(failures.iter().any(|f| f.context.id == "f-kept"));
+    assert_eq!(failures.len(), 2, "{failures:#?}");
+    // Nothing of the rolled-back rule is left in the token index.
+    let orphans: i64 = watch
+        .query_one(
+            "SELECT COUNT(*) FROM rule_tokens t LEFT JOIN rules r ON r.id = t.rule_id
+             WHERE r.id IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0);
+}
+
+#[test]
+fn team_rules_reach_every_project_and_the_password_is_never_printed() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    server.create_db("team");
+    let teacher = teacher(LESSON, 1);
+    let api = clone_of("https://github.com/org/api.git");
+    let web = clone_of("https://github.com/org/web.git");
+    let out = writer(&api, &server, &teacher, "team", &[], "team")
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let team = rules_list(&web, &server, "team", &["--scope", "team"]);
+    assert_eq!(team.len(), 1, "{team:#?}");
+    assert_eq!(team[0]["scope"], "team");
+    assert!(rules_list(&web, &server, "team", &["--scope", "project"]).is_empty());
+
+    // Without a team store, --scope team is a usage error.
+    let out = api
+        .promptloop()
+        .args([
+            "report-failure",
+            "-f",
+            "other",
+            "-D",
+            "x",
+            "--scope",
+            "team",
+        ])
+        .args(["--teacher", "offline"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A password written in store.url: not in `config check`, not in a connect error.
+    let config = api.config(&format!(
+        "store:\n  url: {}\n  project_id: org/api\n",
+        server.url_with_password("team")
+    ));
+    let out = api
+        .promptloop()
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("postgres://postgres:***@127.0.0.1"), "{text}");
+    assert!(!text.contains(&server.password), "{text}");
+    let wrong = format!(
+        "postgres://postgres:not-{}@127.0.0.1:{}/team?sslmode=disable",
+        server.password, server.port
+    );
+    let out = api
+        .promptloop()
+        .args(["rules", "list"])
+        .env("PROMPTLOOP_STORE_URL", &wrong)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(text.contains("postgres://postgres:***@127.0.0.1"), "{text}");
+    assert!(!text.contains(&server.password), "{text}");
+}
+
+#[test]
+fn store_migrate_copies_a_sqlite_store_with_every_count_checked_and_refuses_to_double_it() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.create_db("migrate");
+    let project = clone_of("https://github.com/org/moved.git");
+    {
+        let local = promptloop::store::open_project(&project.path).unwrap();
+        exercise(&local);
+    }
+    let local = promptloop::store::open_project(&project.path).unwrap();
+    let migrate = || {
+        project
+            .promptloop()
+            .args(["store", "migrate", "--json", "--to", &server.url("migrate")])
+            .env(PASSWORD_ENV, &server.password)
+            .output()
+            .unwrap()
+    };
+    let out = migrate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let team = PgStore::connect(&url, "github.com/org/moved", &server.env()).unwrap();
+    // The same rules (ids, counters, provenance, targets), failures, runs, attempts, log.
+    assert_eq!(
+        team.list(&RuleFilter::default()).unwrap(),
+        local.list(&RuleFilter::default()).unwrap()
+    );
+    let json = |f: Vec<StoredFailure>| serde_json::to_value(f).unwrap();
+    assert_eq!(
+        json(team.failures().unwrap()),
+        json(local.failures().unwrap())
+    );
+    assert_eq!(team.runs(10).unwrap(), local.runs(10).unwrap());
+    let run = &local.runs(1).unwrap()[0].id;
+    assert_eq!(team.attempts(run).unwrap(), local.attempts(run).unwrap());
+    let strip = |log: Vec<FileChange>| -> Vec<(String, String, bool)> {
+        log.into_iter()
+            .map(|c| (c.target, c.reason, c.undone_by.is_some()))
+            .collect()
+    };
+    assert_eq!(
+        strip(team.file_changes(None, 100).unwrap()),
+        strip(local.file_changes(None, 100).unwrap())
+    );
+    assert_eq!(done["counts"]["rules"], local.count().unwrap());
+    assert_eq!(done["counts"]["runs"], 1);
+    // A second migrate is refused, and nothing is doubled.
+    let out = migrate();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already holds"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(team.count().unwrap(), local.count().unwrap());
+}
