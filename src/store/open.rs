@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use super::offline::{self, OfflineStore};
 use super::postgres::{PgStore, conninfo};
 use super::{RuleStore, StoreError};
 use crate::settings::StoreSettings;
@@ -64,10 +65,43 @@ pub fn open_for(
     let env = crate::settings::process_env;
     match StoreChoice::of(project_dir, settings, &env) {
         StoreChoice::Sqlite => Ok(Box::new(super::open_project(project_dir)?)),
-        StoreChoice::Postgres { url, project } => {
-            Ok(Box::new(PgStore::connect(&url, &project, &env)?))
-        }
+        StoreChoice::Postgres { url, project } => match PgStore::connect(&url, &project, &env) {
+            Ok(store) => {
+                send_queue(project_dir, &store)?;
+                Ok(Box::new(store))
+            }
+            Err(StoreError::Unreachable(why)) => {
+                let waiting = offline::pending(project_dir)?;
+                eprintln!(
+                    "promptloop: {why}\npromptloop: working offline: the run uses the \
+                     instruction files as rendered and .promptloop/{}; each lesson learned is \
+                     queued ({waiting} waiting) and `promptloop store sync` (or the next run \
+                     that reaches the server) sends it",
+                    offline::OFFLINE_DB
+                );
+                Ok(Box::new(OfflineStore::open(project_dir)?))
+            }
+            Err(e) => Err(e),
+        },
     }
+}
+
+/// Sends the lessons queued while the server was unreachable, and says so on stderr.
+pub fn send_queue(project_dir: &Path, store: &PgStore) -> Result<offline::SyncReport, StoreError> {
+    let done = offline::sync(project_dir, store)?;
+    if done.sent + done.already > 0 {
+        eprintln!(
+            "promptloop: sent {} lesson(s) queued while the team store was unreachable to {}{}",
+            done.sent,
+            store.url(),
+            if done.already > 0 {
+                format!(" ({} it had already)", done.already)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(done)
 }
 
 /// The project's identity in a team store: `configured` when given, else the `origin`
