@@ -742,6 +742,13 @@ fn store_migrate_copies_a_sqlite_store_with_every_count_checked_and_refuses_to_d
     assert_eq!(team.count().unwrap(), local.count().unwrap());
 }
 
+/// Stops the server at once, after a checkpoint: the test server runs with
+/// `synchronous_commit=off`, so without one an immediate stop may drop the last commits.
+fn stop_after_checkpoint(server: &PgServer, db: &str) {
+    server.client(db).batch_execute("CHECKPOINT").unwrap();
+    server.stop();
+}
+
 const OFFLINE_LESSON: &str =
     "Run the database migrations with make migrate before starting the integration tests.";
 
@@ -797,7 +804,7 @@ fn a_server_stopped_during_work_loses_and_doubles_no_lesson() {
     assert_eq!(counts(&project, &server, "off"), vec![(LESSON.into(), 1)]);
 
     // The server goes away: the report still learns, into the instruction file and the queue.
-    server.stop();
+    stop_after_checkpoint(&server, "off");
     let stderr = report(&offline);
     assert!(stderr.contains("working offline"), "{stderr}");
     assert!(stderr.contains("promptloop store sync"), "{stderr}");
@@ -827,7 +834,7 @@ fn a_server_stopped_during_work_loses_and_doubles_no_lesson() {
 
     // The same lesson again while offline merges into it once synced, here by the next
     // connected report (at open), whose fold of the offline-rendered section adds nothing.
-    server.stop();
+    stop_after_checkpoint(&server, "off");
     report(&offline);
     server.start_again();
     let stderr = report(&online);
@@ -873,4 +880,51 @@ fn a_lesson_applied_before_a_cut_off_sync_is_not_applied_again() {
     // No queue in a fresh project: nothing to send.
     let done = promptloop::store::offline::sync(&project.path, &store).unwrap();
     assert_eq!(done, promptloop::store::offline::SyncReport::default());
+}
+
+/// The server lost between two learns of one process: the second is kept offline, queued,
+/// and sent once the server is back.
+#[test]
+fn a_connection_lost_mid_run_falls_back_to_the_offline_store() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    server.create_db("mid");
+    let project = Project::new();
+    let settings = promptloop::settings::StoreSettings {
+        url: Some(server.url_with_password("mid")),
+        project_id: Some("mid".into()),
+    };
+    let store = promptloop::store::open_for(&project.path, &settings).unwrap();
+    store
+        .learn(new_rule(NONE_NOT_ZERO, "CLAUDE.md"), None)
+        .unwrap();
+    stop_after_checkpoint(&server, "mid");
+    let outcome = store.learn(new_rule(MODULO, "CLAUDE.md"), None).unwrap();
+    assert!(matches!(outcome, LearnOutcome::Added { .. }), "{outcome:?}");
+    assert_eq!(store.get(outcome.id()).unwrap().rule.rule, MODULO);
+    assert_eq!(
+        promptloop::store::offline::pending(&project.path).unwrap(),
+        1
+    );
+    drop(store);
+    server.start_again();
+    let pg = PgStore::connect(&server.url("mid"), "mid", &server.env()).unwrap();
+    let done = promptloop::store::offline::sync(&project.path, &pg).unwrap();
+    assert_eq!(done.sent, 1);
+    let mut texts: Vec<_> = pg
+        .list(&RuleFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.rule.rule, r.times_learned))
+        .collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        vec![(NONE_NOT_ZERO.to_string(), 1), (MODULO.to_string(), 1)]
+    );
+    assert_eq!(
+        promptloop::store::offline::pending(&project.path).unwrap(),
+        0
+    );
 }

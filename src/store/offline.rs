@@ -291,3 +291,117 @@ impl RuleStore for OfflineStore {
         self.local.verdicts()
     }
 }
+
+/// A team store that goes offline when its server is lost in the middle of a run: every
+/// call goes to the server until one fails with [`StoreError::Unreachable`] (the server
+/// rolled that call's transaction back), then that call and every later one to the
+/// project's [`OfflineStore`].
+pub struct FallbackStore {
+    online: PgStore,
+    offline: std::cell::OnceCell<OfflineStore>,
+    project_dir: PathBuf,
+}
+
+impl FallbackStore {
+    /// `online`, falling back to `project_dir`'s offline store.
+    pub fn new(online: PgStore, project_dir: &Path) -> FallbackStore {
+        FallbackStore {
+            online,
+            offline: std::cell::OnceCell::new(),
+            project_dir: project_dir.to_path_buf(),
+        }
+    }
+
+    fn call<T>(
+        &self,
+        f: impl Fn(&dyn RuleStore) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(offline) = self.offline.get() {
+            return f(offline);
+        }
+        match f(&self.online) {
+            Err(StoreError::Unreachable(why)) => {
+                let offline = OfflineStore::open(&self.project_dir)?;
+                eprintln!("{}", offline_notice(&why, pending(&self.project_dir)?));
+                f(self.offline.get_or_init(|| offline))
+            }
+            other => other,
+        }
+    }
+}
+
+/// What is said on stderr when the team store cannot be reached.
+pub fn offline_notice(why: &str, waiting: usize) -> String {
+    format!(
+        "promptloop: {why}\npromptloop: working offline: the run uses the instruction files as \
+         rendered and .promptloop/{OFFLINE_DB}; each lesson learned is queued ({waiting} \
+         waiting) and `promptloop store sync` (or the next run that reaches the server) sends it"
+    )
+}
+
+impl RuleStore for FallbackStore {
+    fn learn(
+        &self,
+        new: NewRule,
+        judge: Option<&dyn dedup::Judge>,
+    ) -> Result<LearnOutcome, StoreError> {
+        self.call(|s| s.learn(new.clone(), judge))
+    }
+    fn insert(&self, rule: &StoredRule) -> Result<String, StoreError> {
+        self.call(|s| s.insert(rule))
+    }
+    fn get(&self, id: &str) -> Result<StoredRule, StoreError> {
+        self.call(|s| s.get(id))
+    }
+    fn list(&self, filter: &RuleFilter) -> Result<Vec<StoredRule>, StoreError> {
+        self.call(|s| s.list(filter))
+    }
+    fn set_status(
+        &self,
+        id: &str,
+        status: Status,
+        note: Option<&str>,
+    ) -> Result<StoreChange, StoreError> {
+        self.call(|s| s.set_status(id, status, note))
+    }
+    fn edit(&self, id: &str, edit: &RuleEdit) -> Result<StoreChange, StoreError> {
+        self.call(|s| s.edit(id, edit))
+    }
+    fn ranked_for_target(&self, target: &str) -> Result<Vec<StoredRule>, StoreError> {
+        self.call(|s| s.ranked_for_target(target))
+    }
+    fn targets(&self) -> Result<Vec<String>, StoreError> {
+        self.call(|s| s.targets())
+    }
+    fn log_file_change(&self, change: &FileChange) -> Result<i64, StoreError> {
+        self.call(|s| s.log_file_change(change))
+    }
+    fn file_changes(
+        &self,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FileChange>, StoreError> {
+        self.call(|s| s.file_changes(target, limit))
+    }
+    fn mark_undone(&self, seq: i64, by: i64) -> Result<(), StoreError> {
+        self.call(|s| s.mark_undone(seq, by))
+    }
+    fn save_failure(&self, failure: &StoredFailure) -> Result<(), StoreError> {
+        self.call(|s| s.save_failure(failure))
+    }
+    fn failures(&self) -> Result<Vec<StoredFailure>, StoreError> {
+        self.call(|s| s.failures())
+    }
+    fn record_event(&self, run_id: &str, event: &serde_json::Value) -> Result<(), StoreError> {
+        self.call(|s| s.record_event(run_id, event))
+    }
+    fn runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        self.call(|s| s.runs(limit))
+    }
+    fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
+        self.call(|s| s.attempts(run_id))
+    }
+    fn verdicts(&self) -> Result<BTreeMap<String, evidence::Validation>, StoreError> {
+        self.call(|s| s.verdicts())
+    }
+}

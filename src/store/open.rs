@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::offline::{self, OfflineStore};
+use super::offline::{self, FallbackStore, OfflineStore};
 use super::postgres::{PgStore, conninfo};
 use super::{RuleStore, StoreError};
 use crate::settings::StoreSettings;
@@ -68,16 +68,12 @@ pub fn open_for(
         StoreChoice::Postgres { url, project } => match PgStore::connect(&url, &project, &env) {
             Ok(store) => {
                 send_queue(project_dir, &store)?;
-                Ok(Box::new(store))
+                Ok(Box::new(FallbackStore::new(store, project_dir)))
             }
             Err(StoreError::Unreachable(why)) => {
-                let waiting = offline::pending(project_dir)?;
                 eprintln!(
-                    "promptloop: {why}\npromptloop: working offline: the run uses the \
-                     instruction files as rendered and .promptloop/{}; each lesson learned is \
-                     queued ({waiting} waiting) and `promptloop store sync` (or the next run \
-                     that reaches the server) sends it",
-                    offline::OFFLINE_DB
+                    "{}",
+                    offline::offline_notice(&why, offline::pending(project_dir)?)
                 );
                 Ok(Box::new(OfflineStore::open(project_dir)?))
             }

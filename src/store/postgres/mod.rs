@@ -52,6 +52,17 @@ const RULE_COLUMNS: &str = "id, category, rule, \"when\", why, scope, status, no
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> StoreError {
         // The driver's messages never carry the connection's password.
+        let lost = e.is_closed()
+            || e.as_db_error().is_some_and(|db| {
+                let code = db.code().code();
+                code.starts_with("08") || code.starts_with("57P")
+            })
+            || std::error::Error::source(&e).is_some_and(|c| c.is::<std::io::Error>());
+        if lost {
+            return StoreError::Unreachable(format!(
+                "use the team store: the connection was lost: {e}"
+            ));
+        }
         match e.as_db_error() {
             Some(db) => StoreError::Server(format!("{}: {}", db.code().code(), db.message())),
             None => StoreError::Server(e.to_string()),
