@@ -411,6 +411,19 @@ fn writer(
     extra: &[(&str, &str)],
     scope: &str,
 ) -> Child {
+    writer_cmd(project, server, teacher, db, extra, scope)
+        .spawn()
+        .expect("spawn promptloop")
+}
+
+fn writer_cmd(
+    project: &Project,
+    server: &PgServer,
+    teacher: &FakeAnthropic,
+    db: &str,
+    extra: &[(&str, &str)],
+    scope: &str,
+) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("promptloop"));
     cmd.current_dir(&project.path)
         .env_clear()
@@ -442,7 +455,7 @@ fn writer(
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn promptloop")
+    cmd
 }
 
 fn clone_of(remote: &str) -> Project {
@@ -835,7 +848,25 @@ fn a_server_stopped_during_work_loses_and_doubles_no_lesson() {
     // The same lesson again while offline merges into it once synced, here by the next
     // connected report (at open), whose fold of the offline-rendered section adds nothing.
     stop_after_checkpoint(&server, "off");
-    report(&offline);
+    let out = writer_cmd(&project, &server, &offline, "off", &[], "project")
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let notice = events
+        .iter()
+        .find(|e| e["type"] == "store_offline")
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(notice["send_with"], "promptloop store sync");
+    assert!(!notice.to_string().contains(&server.password));
     server.start_again();
     let stderr = report(&online);
     assert!(stderr.contains("sent 1 lesson"), "{stderr}");

@@ -322,7 +322,9 @@ impl FallbackStore {
         match f(&self.online) {
             Err(StoreError::Unreachable(why)) => {
                 let offline = OfflineStore::open(&self.project_dir)?;
-                eprintln!("{}", offline_notice(&why, pending(&self.project_dir)?));
+                let waiting = pending(&self.project_dir)?;
+                eprintln!("{}", offline_notice(&why, waiting));
+                note_offline(&why, waiting);
                 f(self.offline.get_or_init(|| offline))
             }
             other => other,
@@ -404,4 +406,29 @@ impl RuleStore for FallbackStore {
     fn verdicts(&self) -> Result<BTreeMap<String, evidence::Validation>, StoreError> {
         self.call(|s| s.verdicts())
     }
+}
+
+/// What was said on stderr about working offline, as events for `--json` (`type`:
+/// `store_offline`), kept until [`take_notices`].
+static NOTICES: std::sync::Mutex<Vec<serde_json::Value>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps a `store_offline` event for `--json` output.
+pub(crate) fn note_offline(why: &str, waiting: usize) {
+    if let Ok(mut n) = NOTICES.lock() {
+        n.push(serde_json::json!({
+            "type": "store_offline",
+            "reason": why,
+            "local_store": format!("{}/{OFFLINE_DB}", super::DIR_NAME),
+            "queued_before": waiting,
+            "send_with": "promptloop store sync",
+        }));
+    }
+}
+
+/// The `store_offline` events kept so far (each returned once).
+pub fn take_notices() -> Vec<serde_json::Value> {
+    NOTICES
+        .lock()
+        .map(|mut n| std::mem::take(&mut *n))
+        .unwrap_or_default()
 }

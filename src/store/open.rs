@@ -71,10 +71,9 @@ pub fn open_for(
                 Ok(Box::new(FallbackStore::new(store, project_dir)))
             }
             Err(StoreError::Unreachable(why)) => {
-                eprintln!(
-                    "{}",
-                    offline::offline_notice(&why, offline::pending(project_dir)?)
-                );
+                let waiting = offline::pending(project_dir)?;
+                eprintln!("{}", offline::offline_notice(&why, waiting));
+                offline::note_offline(&why, waiting);
                 Ok(Box::new(OfflineStore::open(project_dir)?))
             }
             Err(e) => Err(e),
