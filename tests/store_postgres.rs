@@ -411,6 +411,19 @@ fn writer(
     extra: &[(&str, &str)],
     scope: &str,
 ) -> Child {
+    writer_cmd(project, server, teacher, db, extra, scope)
+        .spawn()
+        .expect("spawn promptloop")
+}
+
+fn writer_cmd(
+    project: &Project,
+    server: &PgServer,
+    teacher: &FakeAnthropic,
+    db: &str,
+    extra: &[(&str, &str)],
+    scope: &str,
+) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("promptloop"));
     cmd.current_dir(&project.path)
         .env_clear()
@@ -442,7 +455,7 @@ fn writer(
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn promptloop")
+    cmd
 }
 
 fn clone_of(remote: &str) -> Project {
@@ -740,4 +753,209 @@ fn store_migrate_copies_a_sqlite_store_with_every_count_checked_and_refuses_to_d
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(team.count().unwrap(), local.count().unwrap());
+}
+
+/// Stops the server at once, after a checkpoint: the test server runs with
+/// `synchronous_commit=off`, so without one an immediate stop may drop the last commits.
+fn stop_after_checkpoint(server: &PgServer, db: &str) {
+    server.client(db).batch_execute("CHECKPOINT").unwrap();
+    server.stop();
+}
+
+const OFFLINE_LESSON: &str =
+    "Run the database migrations with make migrate before starting the integration tests.";
+
+fn sync_json(project: &Project, server: &PgServer, db: &str) -> Value {
+    let out = project
+        .promptloop()
+        .args(["store", "sync", "--json"])
+        .env("PROMPTLOOP_STORE_URL", server.url(db))
+        .env(PASSWORD_ENV, &server.password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// (rule text, times learned) of every rule, sorted.
+fn counts(project: &Project, server: &PgServer, db: &str) -> Vec<(String, u64)> {
+    let mut all: Vec<(String, u64)> = rules_list(project, server, db, &[])
+        .iter()
+        .map(|r| {
+            (
+                r["rule"].as_str().unwrap().to_string(),
+                r["times_learned"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn a_server_stopped_during_work_loses_and_doubles_no_lesson() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    server.create_db("off");
+    let project = clone_of("https://github.com/org/off.git");
+    let online = teacher(LESSON, 1);
+    let offline = teacher(OFFLINE_LESSON, 1);
+    let report = |t: &FakeAnthropic| {
+        let out = writer(&project, &server, t, "off", &[], "project")
+            .wait_with_output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    report(&online);
+    assert_eq!(counts(&project, &server, "off"), vec![(LESSON.into(), 1)]);
+
+    // The server goes away: the report still learns, into the instruction file and the queue.
+    stop_after_checkpoint(&server, "off");
+    let stderr = report(&offline);
+    assert!(stderr.contains("working offline"), "{stderr}");
+    assert!(stderr.contains("promptloop store sync"), "{stderr}");
+    assert!(!stderr.contains(&server.password), "{stderr}");
+    let claude = std::fs::read_to_string(project.path.join("CLAUDE.md")).unwrap();
+    assert!(claude.contains(OFFLINE_LESSON), "{claude}");
+    assert!(
+        claude.contains(LESSON),
+        "the team's rule stays in the file: {claude}"
+    );
+
+    // Back: one sync sends it once; a second sends nothing.
+    server.start_again();
+    assert_eq!(
+        sync_json(&project, &server, "off"),
+        json!({"sent": 1, "already_applied": 0, "pending": 0})
+    );
+    let expected = vec![(OFFLINE_LESSON.to_string(), 1), (LESSON.to_string(), 1)];
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(counts(&project, &server, "off"), sorted);
+    assert_eq!(
+        sync_json(&project, &server, "off"),
+        json!({"sent": 0, "already_applied": 0, "pending": 0})
+    );
+    assert_eq!(counts(&project, &server, "off"), sorted);
+
+    // The same lesson again while offline merges into it once synced, here by the next
+    // connected report (at open), whose fold of the offline-rendered section adds nothing.
+    stop_after_checkpoint(&server, "off");
+    let out = writer_cmd(&project, &server, &offline, "off", &[], "project")
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let notice = events
+        .iter()
+        .find(|e| e["type"] == "store_offline")
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(notice["send_with"], "promptloop store sync");
+    assert!(!notice.to_string().contains(&server.password));
+    server.start_again();
+    let stderr = report(&online);
+    assert!(stderr.contains("sent 1 lesson"), "{stderr}");
+    let mut twice = vec![(OFFLINE_LESSON.to_string(), 2), (LESSON.to_string(), 2)];
+    twice.sort();
+    assert_eq!(counts(&project, &server, "off"), twice);
+    assert_eq!(
+        sync_json(&project, &server, "off"),
+        json!({"sent": 0, "already_applied": 0, "pending": 0})
+    );
+    assert_eq!(counts(&project, &server, "off"), twice);
+}
+
+/// A sync cut off after the server applied a lesson but before it was marked sent here
+/// applies it no second time.
+#[test]
+fn a_lesson_applied_before_a_cut_off_sync_is_not_applied_again() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    server.create_db("cut");
+    let project = Project::new();
+    let store = PgStore::connect(&server.url("cut"), "p", &server.env()).unwrap();
+    let new = new_rule(NONE_NOT_ZERO, "CLAUDE.md");
+    let first = store.learn_once(new.clone(), None, Some("q-1")).unwrap();
+    assert!(
+        matches!(first, Some(LearnOutcome::Added { .. })),
+        "{first:?}"
+    );
+    assert_eq!(
+        store.learn_once(new.clone(), None, Some("q-1")).unwrap(),
+        None
+    );
+    let again = store.learn_once(new, None, Some("q-2")).unwrap();
+    assert!(
+        matches!(again, Some(LearnOutcome::Merged { .. })),
+        "{again:?}"
+    );
+    let rules = store.list(&RuleFilter::default()).unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].times_learned, 2);
+    // No queue in a fresh project: nothing to send.
+    let done = promptloop::store::offline::sync(&project.path, &store).unwrap();
+    assert_eq!(done, promptloop::store::offline::SyncReport::default());
+}
+
+/// The server lost between two learns of one process: the second is kept offline, queued,
+/// and sent once the server is back.
+#[test]
+fn a_connection_lost_mid_run_falls_back_to_the_offline_store() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    server.create_db("mid");
+    let project = Project::new();
+    let settings = promptloop::settings::StoreSettings {
+        url: Some(server.url_with_password("mid")),
+        project_id: Some("mid".into()),
+    };
+    let store = promptloop::store::open_for(&project.path, &settings).unwrap();
+    store
+        .learn(new_rule(NONE_NOT_ZERO, "CLAUDE.md"), None)
+        .unwrap();
+    stop_after_checkpoint(&server, "mid");
+    let outcome = store.learn(new_rule(MODULO, "CLAUDE.md"), None).unwrap();
+    assert!(matches!(outcome, LearnOutcome::Added { .. }), "{outcome:?}");
+    assert_eq!(store.get(outcome.id()).unwrap().rule.rule, MODULO);
+    assert_eq!(
+        promptloop::store::offline::pending(&project.path).unwrap(),
+        1
+    );
+    drop(store);
+    server.start_again();
+    let pg = PgStore::connect(&server.url("mid"), "mid", &server.env()).unwrap();
+    let done = promptloop::store::offline::sync(&project.path, &pg).unwrap();
+    assert_eq!(done.sent, 1);
+    let mut texts: Vec<_> = pg
+        .list(&RuleFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.rule.rule, r.times_learned))
+        .collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        vec![(NONE_NOT_ZERO.to_string(), 1), (MODULO.to_string(), 1)]
+    );
+    assert_eq!(
+        promptloop::store::offline::pending(&project.path).unwrap(),
+        0
+    );
 }

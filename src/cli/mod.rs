@@ -469,6 +469,7 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
         semantic: semantic_plan(&settings),
     };
     let learner = teaching.learner(teacher.as_deref().map_err(Clone::clone), rules);
+    store_notices(json);
     let mut output = Output::new(json);
     let reporter: &mut dyn crate::events::Reporter = &mut output;
     let context = learning_loop::RunContext {
@@ -537,6 +538,7 @@ fn learn_inner(args: LearnArgs, json: bool) -> Result<u8, Failure> {
     install_interrupt(&cancel);
     let default_rules = agents::rules_targets(&settings, &project_dir, agent.as_ref());
     let mut learner = teaching.learner(Ok(teacher.as_ref()), default_rules.clone());
+    store_notices(json);
     let mut output = Output::new(json);
     let reporter: &mut dyn crate::events::Reporter = &mut output;
     let mut emit = |e: crate::events::Event| reporter.report(&e);
@@ -666,5 +668,15 @@ pub(crate) fn secs(d: Duration) -> String {
         format!("{s:.0}s")
     } else {
         format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// With `--json`, the `store_offline` events of a team store that could not be reached, as
+/// JSON lines (the same notice went to stderr).
+pub(crate) fn store_notices(json: bool) {
+    for event in crate::store::offline::take_notices() {
+        if json {
+            println!("{event}");
+        }
     }
 }

@@ -284,6 +284,7 @@ fn report_inner(args: ReportArgs, json: bool) -> Result<u8, Failure> {
     }
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
+    super::store_notices(json);
     let mut output = Output::new(json);
     let reporter: &mut dyn Reporter = &mut output;
     let mut emit = |e: Event| reporter.report(&e);

@@ -40,6 +40,22 @@ pub enum StoreCommand {
     Reset(FixArgs),
     /// Copy the project's SQLite store into a team store (an empty one), every count checked.
     Migrate(MigrateArgs),
+    /// Send the lessons learned while the team store was unreachable (each once).
+    Sync(SyncArgs),
+}
+
+/// `sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The project whose queue it is.
+    #[arg(short = 'd', long, value_name = "DIR", default_value = ".")]
+    project_dir: PathBuf,
+    /// The config file (for store.url and store.project_id).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `migrate`.
@@ -91,6 +107,7 @@ pub fn main(command: StoreCommand) -> ExitCode {
         StoreCommand::Repair(a) => repair(&a),
         StoreCommand::Reset(a) => reset(&a),
         StoreCommand::Migrate(a) => migrate(&a).map(|()| 0),
+        StoreCommand::Sync(a) => sync(&a).map(|()| 0),
     })
 }
 
@@ -311,5 +328,46 @@ fn migrate(args: &MigrateArgs) -> Result<(), Failure> {
         println!("  {old} is {new} there (its id was taken)");
     }
     println!("the SQLite store is left as it was; set store.url to use the team store");
+    Ok(())
+}
+
+fn sync(args: &SyncArgs) -> Result<(), Failure> {
+    use crate::store::{StoreChoice, StoreError, offline, postgres::PgStore};
+    let project_dir = project_dir(&args.project_dir)?;
+    let loaded = super::load_settings(args.config.as_deref())?;
+    let failed = |e: StoreError| Failure {
+        message: e.to_string(),
+        code: EXIT_FAILED,
+    };
+    let (url, project) =
+        match StoreChoice::of(&project_dir, &loaded.settings.store, &settings::process_env) {
+            StoreChoice::Postgres { url, project } => (url, project),
+            StoreChoice::Sqlite => {
+                return Err(Failure::usage(
+                    "sync the team store: no team store is set (store.url or \
+                     PROMPTLOOP_STORE_URL)",
+                ));
+            }
+        };
+    let store = PgStore::connect(&url, &project, &settings::process_env).map_err(|e| match e {
+        StoreError::Invalid(m) => Failure::usage(m),
+        other => failed(other),
+    })?;
+    let done = offline::sync(&project_dir, &store).map_err(failed)?;
+    let left = offline::pending(&project_dir).map_err(failed)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"sent": done.sent, "already_applied": done.already, "pending": left})
+        );
+        return Ok(());
+    }
+    println!(
+        "sent {} queued lesson(s) to {} (project {project}); {} the server had already; {left} \
+         waiting",
+        done.sent,
+        store.url(),
+        done.already
+    );
     Ok(())
 }

@@ -396,11 +396,20 @@ impl<'a> Curator<'a> {
         };
         let mut changes = Vec::new();
         let mut seen = Vec::new();
+        // A rule the store has under another id (a section rendered from another store,
+        // e.g. while the team store was unreachable) is that rule, not a new arrival.
+        let stored_rules = self.store.list(&crate::store::RuleFilter::default())?;
         for entry in &parsed.entries {
             let known = match &entry.id {
                 Some(id) => self.store.get(id).ok(),
                 None => None,
-            };
+            }
+            .or_else(|| {
+                stored_rules
+                    .iter()
+                    .find(|r| r.status != Status::Retired && r.rule == entry.rule)
+                    .cloned()
+            });
             match known {
                 Some(stored) => {
                     seen.push(stored.id.clone());

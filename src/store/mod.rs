@@ -18,6 +18,7 @@ mod failure;
 pub mod health;
 mod legacy;
 mod migrate;
+pub mod offline;
 mod open;
 pub mod postgres;
 pub mod render;
@@ -32,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::rules::format::Rule;
 pub use failure::{FailureStatus, Recurrence, StoredFailure};
 pub use legacy::open_project;
-pub use open::{StoreChoice, open_for, project_key};
+pub use open::{StoreChoice, open_for, project_key, send_queue};
 pub use sqlite::SqliteStore;
 
 /// The folder of promptloop's record inside a project (excluded from git through

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use super::offline::{self, FallbackStore, OfflineStore};
 use super::postgres::{PgStore, conninfo};
 use super::{RuleStore, StoreError};
 use crate::settings::StoreSettings;
@@ -64,10 +65,38 @@ pub fn open_for(
     let env = crate::settings::process_env;
     match StoreChoice::of(project_dir, settings, &env) {
         StoreChoice::Sqlite => Ok(Box::new(super::open_project(project_dir)?)),
-        StoreChoice::Postgres { url, project } => {
-            Ok(Box::new(PgStore::connect(&url, &project, &env)?))
-        }
+        StoreChoice::Postgres { url, project } => match PgStore::connect(&url, &project, &env) {
+            Ok(store) => {
+                send_queue(project_dir, &store)?;
+                Ok(Box::new(FallbackStore::new(store, project_dir)))
+            }
+            Err(StoreError::Unreachable(why)) => {
+                let waiting = offline::pending(project_dir)?;
+                eprintln!("{}", offline::offline_notice(&why, waiting));
+                offline::note_offline(&why, waiting);
+                Ok(Box::new(OfflineStore::open(project_dir)?))
+            }
+            Err(e) => Err(e),
+        },
     }
+}
+
+/// Sends the lessons queued while the server was unreachable, and says so on stderr.
+pub fn send_queue(project_dir: &Path, store: &PgStore) -> Result<offline::SyncReport, StoreError> {
+    let done = offline::sync(project_dir, store)?;
+    if done.sent + done.already > 0 {
+        eprintln!(
+            "promptloop: sent {} lesson(s) queued while the team store was unreachable to {}{}",
+            done.sent,
+            store.url(),
+            if done.already > 0 {
+                format!(" ({} it had already)", done.already)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(done)
 }
 
 /// The project's identity in a team store: `configured` when given, else the `origin`

@@ -52,6 +52,17 @@ const RULE_COLUMNS: &str = "id, category, rule, \"when\", why, scope, status, no
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> StoreError {
         // The driver's messages never carry the connection's password.
+        let lost = e.is_closed()
+            || e.as_db_error().is_some_and(|db| {
+                let code = db.code().code();
+                code.starts_with("08") || code.starts_with("57P")
+            })
+            || std::error::Error::source(&e).is_some_and(|c| c.is::<std::io::Error>());
+        if lost {
+            return StoreError::Unreachable(format!(
+                "use the team store: the connection was lost: {e}"
+            ));
+        }
         match e.as_db_error() {
             Some(db) => StoreError::Server(format!("{}: {}", db.code().code(), db.message())),
             None => StoreError::Server(e.to_string()),
@@ -842,8 +853,16 @@ fn event_str<'a>(event: &'a serde_json::Value, key: &str) -> Option<&'a str> {
     event.get(key).and_then(|v| v.as_str())
 }
 
-impl RuleStore for PgStore {
-    fn learn(&self, new: NewRule, judge: Option<&dyn Judge>) -> Result<LearnOutcome, StoreError> {
+impl PgStore {
+    /// Learns `new` as [`RuleStore::learn`] does; with `queue_id` (a lesson learned while the
+    /// server was unreachable) only once: the id is recorded in `sync_applied` in the same
+    /// transaction, and a lesson whose id is there already is skipped (`None`).
+    pub fn learn_once(
+        &self,
+        new: NewRule,
+        judge: Option<&dyn Judge>,
+        queue_id: Option<&str>,
+    ) -> Result<Option<LearnOutcome>, StoreError> {
         let rule = Rule {
             category: new
                 .rule
@@ -870,6 +889,12 @@ impl RuleStore for PgStore {
         let mut client = self.client.borrow_mut();
         let mut tx = self.begin(&mut client)?;
         Self::lock_learn(&mut tx, &owner)?;
+        if let Some(qid) = queue_id {
+            let seen = tx.query_opt("SELECT 1 FROM sync_applied WHERE id = $1", &[&qid])?;
+            if seen.is_some() {
+                return Ok(None);
+            }
+        }
         let decision = self.decide(&mut tx, &owners, &rule, judge)?;
         let stamp = now();
         let mut provenance = new.provenance.clone();
@@ -934,8 +959,21 @@ impl RuleStore for PgStore {
         if let Some(ms) = test_stall() {
             std::thread::sleep(Duration::from_millis(ms));
         }
+        if let Some(qid) = queue_id {
+            tx.execute(
+                "INSERT INTO sync_applied(id, project, rule_id, applied_at) VALUES ($1, $2, $3, $4)",
+                &[&qid, &self.project, &outcome.id(), &stamp],
+            )?;
+        }
         tx.commit()?;
-        Ok(outcome)
+        Ok(Some(outcome))
+    }
+}
+
+impl RuleStore for PgStore {
+    fn learn(&self, new: NewRule, judge: Option<&dyn Judge>) -> Result<LearnOutcome, StoreError> {
+        self.learn_once(new, judge, None)?
+            .ok_or_else(|| StoreError::Invalid("learn a rule: nothing was learned".into()))
     }
 
     fn insert(&self, rule: &StoredRule) -> Result<String, StoreError> {

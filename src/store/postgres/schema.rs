@@ -149,6 +149,16 @@ CREATE TABLE events (
     PRIMARY KEY (project, run_id, seq)
 );
 "#,
+    // 2: lessons learned while the server was unreachable, each applied once: the queue id
+    // is inserted in the same transaction as the learn (see `PgStore::learn_queued`).
+    r#"
+CREATE TABLE sync_applied (
+    id         TEXT PRIMARY KEY,
+    project    TEXT NOT NULL,
+    rule_id    TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,434 @@
+//! Working while the team store's server cannot be reached: the project's record goes to a
+//! local SQLite file (`.promptloop/offline.db`, a full store, so a run renders its instruction
+//! files as usual), and every lesson learned there is also queued, with an id unique to it,
+//! in `.promptloop/sync-queue.db`. [`sync`] sends the queue to the server: each lesson is
+//! learned there once ([`PgStore::learn_once`] records its id in the same transaction), then
+//! marked sent here, so a sync that is cut off or repeated neither loses nor doubles one.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::postgres::PgStore;
+use super::{
+    AttemptRow, FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore,
+    RunRow, Scope, SqliteStore, Status, StoreChange, StoreError, StoredFailure, StoredRule, dedup,
+    evidence, now,
+};
+
+/// The local store used while the server is unreachable.
+pub const OFFLINE_DB: &str = "offline.db";
+/// The lessons waiting to be sent.
+pub const QUEUE_DB: &str = "sync-queue.db";
+
+/// Where `project_dir`'s queue is.
+pub fn queue_path(project_dir: &Path) -> PathBuf {
+    project_dir.join(super::DIR_NAME).join(QUEUE_DB)
+}
+
+/// A project's store while its team store is unreachable.
+pub struct OfflineStore {
+    local: SqliteStore,
+    queue: Queue,
+    /// Lessons queued by this process.
+    queued: Cell<usize>,
+}
+
+impl OfflineStore {
+    /// Opens (creating) the local store and the queue of `project_dir`.
+    pub fn open(project_dir: &Path) -> Result<OfflineStore, StoreError> {
+        let dir = project_dir.join(super::DIR_NAME);
+        Ok(OfflineStore {
+            local: SqliteStore::open(&dir.join(OFFLINE_DB))?,
+            queue: Queue::open(&queue_path(project_dir))?,
+            queued: Cell::new(0),
+        })
+    }
+
+    /// How many lessons this process queued.
+    pub fn queued(&self) -> usize {
+        self.queued.get()
+    }
+}
+
+/// The queue file.
+struct Queue {
+    conn: Connection,
+}
+
+impl Queue {
+    fn open(path: &Path) -> Result<Queue, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS queue (
+                 id         TEXT PRIMARY KEY,
+                 queued_at  TEXT NOT NULL,
+                 lesson     TEXT NOT NULL,
+                 sent_at    TEXT,
+                 rule_id    TEXT
+             );",
+        )?;
+        Ok(Queue { conn })
+    }
+
+    fn push(&self, new: &NewRule) -> Result<String, StoreError> {
+        let id = queue_id();
+        let lesson = Lesson {
+            rule: new.rule.clone(),
+            scope: new.scope,
+            targets: new.targets.clone(),
+            provenance: new.provenance.clone(),
+            status: new.status,
+        };
+        let text =
+            serde_json::to_string(&lesson).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn.execute(
+            "INSERT INTO queue(id, queued_at, lesson) VALUES (?1, ?2, ?3)",
+            params![id, now(), text],
+        )?;
+        Ok(id)
+    }
+
+    fn pending(&self) -> Result<Vec<(String, Lesson)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, lesson FROM queue WHERE sent_at IS NULL ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, text) = row?;
+            let lesson: Lesson = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("queued lesson {id}: {e}")))?;
+            out.push((id, lesson));
+        }
+        Ok(out)
+    }
+
+    fn mark_sent(&self, id: &str, rule_id: Option<&str>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE queue SET sent_at = ?2, rule_id = COALESCE(?3, rule_id) WHERE id = ?1",
+            params![id, now(), rule_id],
+        )?;
+        Ok(())
+    }
+}
+
+/// A queued lesson ([`NewRule`] as kept on disk).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Lesson {
+    rule: crate::rules::format::Rule,
+    scope: Scope,
+    targets: Vec<String>,
+    provenance: Provenance,
+    status: Status,
+}
+
+/// An id no other queued lesson has, on this machine or another: the time in nanoseconds,
+/// the process, a counter and the host's name, hashed together with them shown.
+fn queue_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let host = std::fs::read_to_string("/etc/hostname")
+        .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname"))
+        .unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in host.trim().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("q-{nanos:x}-{:x}-{n:x}-{h:016x}", std::process::id())
+}
+
+/// What [`sync`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Lessons learned by the server now.
+    pub sent: usize,
+    /// Lessons the server had already applied (an earlier sync cut off before they were
+    /// marked sent here).
+    pub already: usize,
+}
+
+/// Sends `project_dir`'s queued lessons to `store`, each once; nothing to do without a queue.
+pub fn sync(project_dir: &Path, store: &PgStore) -> Result<SyncReport, StoreError> {
+    let path = queue_path(project_dir);
+    let mut report = SyncReport::default();
+    if !path.exists() {
+        return Ok(report);
+    }
+    let queue = Queue::open(&path)?;
+    for (id, lesson) in queue.pending()? {
+        let new = NewRule {
+            rule: lesson.rule,
+            scope: lesson.scope,
+            targets: lesson.targets,
+            provenance: lesson.provenance,
+            status: lesson.status,
+        };
+        match store.learn_once(new, None, Some(&id))? {
+            Some(outcome) => {
+                report.sent += 1;
+                queue.mark_sent(&id, Some(outcome.id()))?;
+            }
+            None => {
+                report.already += 1;
+                queue.mark_sent(&id, None)?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// How many lessons wait in `project_dir`'s queue.
+pub fn pending(project_dir: &Path) -> Result<usize, StoreError> {
+    let path = queue_path(project_dir);
+    if !path.exists() {
+        return Ok(0);
+    }
+    let queue = Queue::open(&path)?;
+    let n: Option<i64> = queue
+        .conn
+        .query_row(
+            "SELECT COUNT(*) FROM queue WHERE sent_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(usize::try_from(n.unwrap_or(0)).unwrap_or(0))
+}
+
+/// Whether a learn is a lesson (queued) rather than a section folded back into the store
+/// (an import or hand edit of the file rendered while offline, which the server has already).
+fn is_lesson(p: &Provenance) -> bool {
+    !matches!(p.failure_type.as_str(), "import" | "imported" | "hand_edit")
+}
+
+impl RuleStore for OfflineStore {
+    fn learn(
+        &self,
+        new: NewRule,
+        judge: Option<&dyn dedup::Judge>,
+    ) -> Result<LearnOutcome, StoreError> {
+        let lesson = is_lesson(&new.provenance).then(|| new.clone());
+        let outcome = self.local.learn(new, judge)?;
+        if let Some(new) = lesson {
+            self.queue.push(&new)?;
+            self.queued.set(self.queued.get() + 1);
+        }
+        Ok(outcome)
+    }
+    fn insert(&self, rule: &StoredRule) -> Result<String, StoreError> {
+        self.local.insert(rule)
+    }
+    fn get(&self, id: &str) -> Result<StoredRule, StoreError> {
+        self.local.get(id)
+    }
+    fn list(&self, filter: &RuleFilter) -> Result<Vec<StoredRule>, StoreError> {
+        self.local.list(filter)
+    }
+    fn set_status(
+        &self,
+        id: &str,
+        status: Status,
+        note: Option<&str>,
+    ) -> Result<StoreChange, StoreError> {
+        self.local.set_status(id, status, note)
+    }
+    fn edit(&self, id: &str, edit: &RuleEdit) -> Result<StoreChange, StoreError> {
+        self.local.edit(id, edit)
+    }
+    fn ranked_for_target(&self, target: &str) -> Result<Vec<StoredRule>, StoreError> {
+        self.local.ranked_for_target(target)
+    }
+    fn targets(&self) -> Result<Vec<String>, StoreError> {
+        self.local.targets()
+    }
+    fn log_file_change(&self, change: &FileChange) -> Result<i64, StoreError> {
+        self.local.log_file_change(change)
+    }
+    fn file_changes(
+        &self,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FileChange>, StoreError> {
+        self.local.file_changes(target, limit)
+    }
+    fn mark_undone(&self, seq: i64, by: i64) -> Result<(), StoreError> {
+        self.local.mark_undone(seq, by)
+    }
+    fn save_failure(&self, failure: &StoredFailure) -> Result<(), StoreError> {
+        self.local.save_failure(failure)
+    }
+    fn failures(&self) -> Result<Vec<StoredFailure>, StoreError> {
+        self.local.failures()
+    }
+    fn record_event(&self, run_id: &str, event: &serde_json::Value) -> Result<(), StoreError> {
+        self.local.record_event(run_id, event)
+    }
+    fn runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        self.local.runs(limit)
+    }
+    fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
+        self.local.attempts(run_id)
+    }
+    fn verdicts(&self) -> Result<BTreeMap<String, evidence::Validation>, StoreError> {
+        self.local.verdicts()
+    }
+}
+
+/// A team store that goes offline when its server is lost in the middle of a run: every
+/// call goes to the server until one fails with [`StoreError::Unreachable`] (the server
+/// rolled that call's transaction back), then that call and every later one to the
+/// project's [`OfflineStore`].
+pub struct FallbackStore {
+    online: PgStore,
+    offline: std::cell::OnceCell<OfflineStore>,
+    project_dir: PathBuf,
+}
+
+impl FallbackStore {
+    /// `online`, falling back to `project_dir`'s offline store.
+    pub fn new(online: PgStore, project_dir: &Path) -> FallbackStore {
+        FallbackStore {
+            online,
+            offline: std::cell::OnceCell::new(),
+            project_dir: project_dir.to_path_buf(),
+        }
+    }
+
+    fn call<T>(
+        &self,
+        f: impl Fn(&dyn RuleStore) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(offline) = self.offline.get() {
+            return f(offline);
+        }
+        match f(&self.online) {
+            Err(StoreError::Unreachable(why)) => {
+                let offline = OfflineStore::open(&self.project_dir)?;
+                let waiting = pending(&self.project_dir)?;
+                eprintln!("{}", offline_notice(&why, waiting));
+                note_offline(&why, waiting);
+                f(self.offline.get_or_init(|| offline))
+            }
+            other => other,
+        }
+    }
+}
+
+/// What is said on stderr when the team store cannot be reached.
+pub fn offline_notice(why: &str, waiting: usize) -> String {
+    format!(
+        "promptloop: {why}\npromptloop: working offline: the run uses the instruction files as \
+         rendered and .promptloop/{OFFLINE_DB}; each lesson learned is queued ({waiting} \
+         waiting) and `promptloop store sync` (or the next run that reaches the server) sends it"
+    )
+}
+
+impl RuleStore for FallbackStore {
+    fn learn(
+        &self,
+        new: NewRule,
+        judge: Option<&dyn dedup::Judge>,
+    ) -> Result<LearnOutcome, StoreError> {
+        self.call(|s| s.learn(new.clone(), judge))
+    }
+    fn insert(&self, rule: &StoredRule) -> Result<String, StoreError> {
+        self.call(|s| s.insert(rule))
+    }
+    fn get(&self, id: &str) -> Result<StoredRule, StoreError> {
+        self.call(|s| s.get(id))
+    }
+    fn list(&self, filter: &RuleFilter) -> Result<Vec<StoredRule>, StoreError> {
+        self.call(|s| s.list(filter))
+    }
+    fn set_status(
+        &self,
+        id: &str,
+        status: Status,
+        note: Option<&str>,
+    ) -> Result<StoreChange, StoreError> {
+        self.call(|s| s.set_status(id, status, note))
+    }
+    fn edit(&self, id: &str, edit: &RuleEdit) -> Result<StoreChange, StoreError> {
+        self.call(|s| s.edit(id, edit))
+    }
+    fn ranked_for_target(&self, target: &str) -> Result<Vec<StoredRule>, StoreError> {
+        self.call(|s| s.ranked_for_target(target))
+    }
+    fn targets(&self) -> Result<Vec<String>, StoreError> {
+        self.call(|s| s.targets())
+    }
+    fn log_file_change(&self, change: &FileChange) -> Result<i64, StoreError> {
+        self.call(|s| s.log_file_change(change))
+    }
+    fn file_changes(
+        &self,
+        target: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FileChange>, StoreError> {
+        self.call(|s| s.file_changes(target, limit))
+    }
+    fn mark_undone(&self, seq: i64, by: i64) -> Result<(), StoreError> {
+        self.call(|s| s.mark_undone(seq, by))
+    }
+    fn save_failure(&self, failure: &StoredFailure) -> Result<(), StoreError> {
+        self.call(|s| s.save_failure(failure))
+    }
+    fn failures(&self) -> Result<Vec<StoredFailure>, StoreError> {
+        self.call(|s| s.failures())
+    }
+    fn record_event(&self, run_id: &str, event: &serde_json::Value) -> Result<(), StoreError> {
+        self.call(|s| s.record_event(run_id, event))
+    }
+    fn runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {
+        self.call(|s| s.runs(limit))
+    }
+    fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
+        self.call(|s| s.attempts(run_id))
+    }
+    fn verdicts(&self) -> Result<BTreeMap<String, evidence::Validation>, StoreError> {
+        self.call(|s| s.verdicts())
+    }
+}
+
+/// What was said on stderr about working offline, as events for `--json` (`type`:
+/// `store_offline`), kept until [`take_notices`].
+static NOTICES: std::sync::Mutex<Vec<serde_json::Value>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps a `store_offline` event for `--json` output.
+pub(crate) fn note_offline(why: &str, waiting: usize) {
+    if let Ok(mut n) = NOTICES.lock() {
+        n.push(serde_json::json!({
+            "type": "store_offline",
+            "reason": why,
+            "local_store": format!("{}/{OFFLINE_DB}", super::DIR_NAME),
+            "queued_before": waiting,
+            "send_with": "promptloop store sync",
+        }));
+    }
+}
+
+/// The `store_offline` events kept so far (each returned once).
+pub fn take_notices() -> Vec<serde_json::Value> {
+    NOTICES
+        .lock()
+        .map(|mut n| std::mem::take(&mut *n))
+        .unwrap_or_default()
+}
