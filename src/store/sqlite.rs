@@ -729,7 +729,7 @@ fn status_rank(s: Status) -> u8 {
 }
 
 /// A run id made by `record::new_id` starts with its local start time.
-fn started_from_run_id(id: &str) -> Option<String> {
+pub(super) fn started_from_run_id(id: &str) -> Option<String> {
     let stamp = id.get(..15)?;
     let t = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%d-%H%M%S").ok()?;
     Some(t.format("%Y-%m-%dT%H:%M:%S").to_string())
@@ -738,7 +738,7 @@ fn started_from_run_id(id: &str) -> Option<String> {
 /// The keys that identify "the same failure" again: its fingerprints; for records without
 /// them, its failing test ids, or (a plain test command) the same command failing on the
 /// same task.
-fn failure_keys(f: &StoredFailure) -> BTreeSet<String> {
+pub(super) fn failure_keys(f: &StoredFailure) -> BTreeSet<String> {
     // The failure's fingerprints (type, normalised test id, error shape) say best when the
     // same failure comes back; records from before fingerprints fall back to test ids.
     if !f.fingerprints.is_empty() {

@@ -22,7 +22,7 @@ use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use super::dedup::{self, Analysis, Judge, Relation, Thresholds};
-use super::sqlite::{DEFAULT_JUDGE_CALLS, LOOKUP_POSTINGS};
+use super::sqlite::{DEFAULT_JUDGE_CALLS, LOOKUP_POSTINGS, failure_keys, started_from_run_id};
 use super::{
     AttemptRow, FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore,
     RunRow, Scope, Status, StoreChange, StoreError, StoredFailure, StoredRule, now,
@@ -820,29 +820,6 @@ fn add_provenance(tx: &mut Tx<'_>, id: &str, p: &Provenance) -> Result<(), Store
         ],
     )?;
     Ok(())
-}
-
-/// A run id made by `record::new_id` starts with its local start time.
-fn started_from_run_id(id: &str) -> Option<String> {
-    let stamp = id.get(..15)?;
-    let t = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%d-%H%M%S").ok()?;
-    Some(t.format("%Y-%m-%dT%H:%M:%S").to_string())
-}
-
-/// The keys that identify "the same failure" again (as `SqliteStore` keeps them).
-fn failure_keys(f: &StoredFailure) -> BTreeSet<String> {
-    if !f.fingerprints.is_empty() {
-        return f.fingerprints.iter().map(|fp| format!("fp:{fp}")).collect();
-    }
-    let c = &f.context;
-    let mut keys: BTreeSet<String> = c.tests.iter().map(|t| format!("test:{}", t.id)).collect();
-    keys.extend(c.failing_ids.iter().map(|id| format!("test:{id}")));
-    if keys.is_empty()
-        && let Some(command) = &c.test_command
-    {
-        keys.insert(format!("command:{}\u{1}{}", c.task, command));
-    }
-    keys
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {
