@@ -273,6 +273,14 @@ fn exercise(store: &dyn RuleStore) {
     assert_eq!(a1.rule_id.as_deref(), Some(id.as_str()));
     // Every rule learned with this run id was validated once.
     assert_eq!(store.get(id).unwrap().times_validated, 1);
+    // The events as recorded, numbered from 1 in order.
+    let events = store.events().unwrap();
+    assert!(events.len() >= 5, "{events:#?}");
+    assert!(events.iter().all(|(r, _, _)| r == run));
+    let seqs: Vec<i64> = events.iter().map(|(_, seq, _)| *seq).collect();
+    assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
+    assert_eq!(events[0].2["type"], "run.started");
+    assert_eq!(events.last().unwrap().2["type"], "run.finished");
 }
 
 #[test]
@@ -693,7 +701,7 @@ fn team_rules_reach_every_project_and_the_password_is_never_printed() {
 }
 
 #[test]
-fn store_migrate_copies_a_sqlite_store_with_every_count_checked_and_refuses_to_double_it() {
+fn store_migrate_copies_a_sqlite_store_there_and_back_with_every_count_checked() {
     let Some(server) = PgServer::start() else {
         return;
     };
@@ -753,6 +761,77 @@ fn store_migrate_copies_a_sqlite_store_with_every_count_checked_and_refuses_to_d
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(team.count().unwrap(), local.count().unwrap());
+
+    // And back: a team rule on the server stays there; the project's part comes back whole.
+    let mut team_rule = new_rule("Tag every release with its version number.", "CLAUDE.md");
+    team_rule.scope = Scope::Team;
+    team.learn(team_rule, None).unwrap();
+    let back = |p: &Project, extra: &[&str]| {
+        p.promptloop()
+            .args(["store", "migrate", "--json", "--to", "sqlite", "--from"])
+            .arg(server.url("migrate"))
+            .args(extra)
+            .env(PASSWORD_ENV, &server.password)
+            .output()
+            .unwrap()
+    };
+    let project_only = |rules: Vec<promptloop::store::StoredRule>| -> Vec<_> {
+        rules
+            .into_iter()
+            .filter(|r| r.scope != Scope::Team)
+            .collect()
+    };
+    let clone = clone_of("https://github.com/org/moved.git");
+    let out = back(&clone, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["team_rules_left"], 1, "{done}");
+    assert!(!done.to_string().contains(&server.password));
+    let home = promptloop::store::open_project(&clone.path).unwrap();
+    assert_eq!(
+        home.list(&RuleFilter::default()).unwrap(),
+        project_only(team.list(&RuleFilter::default()).unwrap())
+    );
+    assert_eq!(
+        home.list(&RuleFilter::default()).unwrap(),
+        local.list(&RuleFilter::default()).unwrap()
+    );
+    assert_eq!(
+        json(home.failures().unwrap()),
+        json(team.failures().unwrap())
+    );
+    assert_eq!(home.runs(10).unwrap(), team.runs(10).unwrap());
+    assert_eq!(home.attempts(run).unwrap(), team.attempts(run).unwrap());
+    assert_eq!(
+        strip(home.file_changes(None, 100).unwrap()),
+        strip(team.file_changes(None, 100).unwrap())
+    );
+    // Into a SQLite file that holds data: refused, unless --replace moves it aside.
+    let out = back(&project, &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("already holds") && stderr.contains("--replace"),
+        "{stderr}"
+    );
+    let out = back(&project, &["--replace"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aside = std::path::PathBuf::from(done["moved_aside"].as_str().unwrap());
+    assert!(aside.exists(), "{}", aside.display());
+    let kept = SqliteStore::open(&aside).unwrap();
+    assert_eq!(
+        kept.list(&RuleFilter::default()).unwrap(),
+        local.list(&RuleFilter::default()).unwrap()
+    );
 }
 
 /// Stops the server at once, after a checkpoint: the test server runs with
@@ -831,9 +910,11 @@ fn a_server_stopped_during_work_loses_and_doubles_no_lesson() {
 
     // Back: one sync sends it once; a second sends nothing.
     server.start_again();
+    let first = sync_json(&project, &server, "off");
     assert_eq!(
-        sync_json(&project, &server, "off"),
-        json!({"sent": 1, "already_applied": 0, "pending": 0})
+        (&first["sent"], &first["pending"]),
+        (&json!(1), &json!(0)),
+        "{first}"
     );
     let expected = vec![(OFFLINE_LESSON.to_string(), 1), (LESSON.to_string(), 1)];
     let mut sorted = expected.clone();
@@ -841,7 +922,8 @@ fn a_server_stopped_during_work_loses_and_doubles_no_lesson() {
     assert_eq!(counts(&project, &server, "off"), sorted);
     assert_eq!(
         sync_json(&project, &server, "off"),
-        json!({"sent": 0, "already_applied": 0, "pending": 0})
+        json!({"sent": 0, "already_applied": 0, "pending": 0, "failures": 0, "events": 0,
+               "runs": 0})
     );
     assert_eq!(counts(&project, &server, "off"), sorted);
 
@@ -875,7 +957,8 @@ fn a_server_stopped_during_work_loses_and_doubles_no_lesson() {
     assert_eq!(counts(&project, &server, "off"), twice);
     assert_eq!(
         sync_json(&project, &server, "off"),
-        json!({"sent": 0, "already_applied": 0, "pending": 0})
+        json!({"sent": 0, "already_applied": 0, "pending": 0, "failures": 0, "events": 0,
+               "runs": 0})
     );
     assert_eq!(counts(&project, &server, "off"), twice);
 }
@@ -958,4 +1041,148 @@ fn a_connection_lost_mid_run_falls_back_to_the_offline_store() {
         promptloop::store::offline::pending(&project.path).unwrap(),
         0
     );
+}
+
+/// The server stopped while `promptloop run` works: the run finishes from the instruction
+/// file and the offline store, and `store sync` sends its lesson, its failure and the rest
+/// of its events once; a second sync sends nothing.
+#[test]
+fn a_run_whose_server_stops_finishes_and_its_record_is_synced_once() {
+    use crate::support::builders::Config;
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    server.create_db("runoff");
+    let project = clone_of("https://github.com/org/runoff.git");
+    project.write("app.txt", "broken\n");
+    project.git(&["add", "-A"]);
+    project.git(&["commit", "-qm", "broken app"]);
+    let marks = tempfile::tempdir().unwrap();
+    let m = marks.path().display();
+    // The first attempt waits for the test to stop the server; an attempt whose AGENTS.md
+    // holds the lesson fixes the app.
+    let agent = format!(
+        "if [ ! -f {m}/stopped ]; then touch {m}/started; \
+         while [ ! -f {m}/stopped ]; do sleep 0.1; done; fi; \
+         if grep -q 'make migrate' AGENTS.md 2>/dev/null; then echo fixed > app.txt; fi"
+    );
+    let teacher = teacher(OFFLINE_LESSON, 1);
+    let config = Config::new()
+        .command_agent(&agent, "AGENTS.md")
+        .tests("grep -q '^fixed$' app.txt")
+        .anthropic(&teacher.base_url())
+        .retries(1)
+        .write(&project);
+    let run = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            project
+                .run(&["run", "fix the app"], &config)
+                .env("ANTHROPIC_API_KEY", "test-key")
+                .env("PROMPTLOOP_STORE_URL", server.url("runoff"))
+                .env(PASSWORD_ENV, &server.password)
+                .go()
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !marks.path().join("started").exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop_after_checkpoint(&server, "runoff");
+        std::fs::write(marks.path().join("stopped"), "").unwrap();
+        run.join().unwrap()
+    });
+    run.assert_code(0);
+    assert!(run.stderr.contains("working offline"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&server.password), "{}", run.stderr);
+    assert_eq!(run.finished()["outcome"], "passed", "{:#?}", run.events);
+    let run_id = run.of_type("run.started")[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(project.read("AGENTS.md").contains(OFFLINE_LESSON));
+
+    server.start_again();
+    let first = sync_json(&project, &server, "runoff");
+    assert_eq!(first["sent"], 1, "{first}");
+    assert_eq!(first["failures"], 1, "{first}");
+    assert_eq!(first["runs"], 1, "{first}");
+    assert!(first["events"].as_u64().unwrap() > 3, "{first}");
+    let again = sync_json(&project, &server, "runoff");
+    assert_eq!(
+        again,
+        json!({"sent": 0, "already_applied": 0, "pending": 0, "failures": 0, "events": 0,
+               "runs": 0})
+    );
+
+    let team = PgStore::connect(
+        &server.url("runoff"),
+        "github.com/org/runoff",
+        &server.env(),
+    )
+    .unwrap();
+    let rules = team.list(&RuleFilter::default()).unwrap();
+    assert_eq!(rules.len(), 1, "{rules:#?}");
+    assert_eq!(rules[0].rule.rule, OFFLINE_LESSON);
+    assert_eq!(rules[0].times_learned, 1);
+    // The run passed after learning it: evidence counted on the server, once.
+    assert_eq!(rules[0].times_validated, 1);
+    let runs = team.runs(10).unwrap();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].id, run_id);
+    assert_eq!(runs[0].outcome.as_deref(), Some("passed"));
+    assert_eq!(runs[0].attempts, 2);
+    let attempts = team.attempts(&run_id).unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    // The attempt names the server's rule, not the offline store's.
+    assert_eq!(attempts[0].rule_id.as_deref(), Some(rules[0].id.as_str()));
+    let failures = team.failures().unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(
+        failures[0].status,
+        promptloop::store::FailureStatus::Learned
+    );
+    // The events the run recorded online and offline, each once, in order.
+    let kinds: Vec<String> = team
+        .events()
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, e)| e["type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("run.started"));
+    assert_eq!(kinds.last().map(String::as_str), Some("run.finished"));
+    assert_eq!(kinds.iter().filter(|k| *k == "run.started").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| *k == "rule.learned").count(), 1);
+}
+
+/// A learn whose commit reached the server but whose answer was lost is queued offline
+/// under the id the server recorded with it, so sync does not apply it a second time.
+#[test]
+fn a_learn_committed_without_an_answer_is_not_doubled_by_sync() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    server.create_db("lost");
+    let project = Project::new();
+    let pg = PgStore::connect(&server.url("lost"), "lost", &server.env()).unwrap();
+    // What FallbackStore does when the commit's answer is lost: the server has applied the
+    // learn under its id, and the offline store queues it under the same id.
+    let id = "q-test-answer-lost";
+    let applied = pg
+        .learn_once(new_rule(MODULO, "CLAUDE.md"), None, Some(id))
+        .unwrap()
+        .unwrap();
+    let offline = promptloop::store::offline::OfflineStore::open(&project.path).unwrap();
+    offline
+        .learn_queued(new_rule(MODULO, "CLAUDE.md"), None, id)
+        .unwrap();
+    drop(offline);
+    assert_eq!(
+        promptloop::store::offline::pending(&project.path).unwrap(),
+        1
+    );
+    let done = promptloop::store::offline::sync(&project.path, &pg).unwrap();
+    assert_eq!((done.sent, done.already), (0, 1), "{done:?}");
+    let rules = pg.list(&RuleFilter::default()).unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].id, applied.id());
+    assert_eq!(rules[0].times_learned, 1);
 }

@@ -38,9 +38,11 @@ pub enum StoreCommand {
     Repair(FixArgs),
     /// Move the store aside and start an empty one.
     Reset(FixArgs),
-    /// Copy the project's SQLite store into a team store (an empty one), every count checked.
+    /// Copy the project's SQLite store into an empty team store, or (--to sqlite) the
+    /// project's part of the team store back into an empty SQLite file; every count checked.
     Migrate(MigrateArgs),
-    /// Send the lessons learned while the team store was unreachable (each once).
+    /// Send what was learned and recorded while the team store was unreachable (each lesson,
+    /// failure and event once).
     Sync(SyncArgs),
 }
 
@@ -64,11 +66,21 @@ pub struct MigrateArgs {
     /// The project whose store it is.
     #[arg(short = 'd', long, value_name = "DIR", default_value = ".")]
     project_dir: PathBuf,
-    /// The team store: postgres://user@host/db (the password from ${VAR} in the URL,
-    /// PGPASSWORD or .pgpass).
-    #[arg(long, value_name = "URL")]
+    /// Where to: a team store, postgres://user@host/db (the password from ${VAR} in the URL,
+    /// PGPASSWORD or .pgpass), or `sqlite` for the project's SQLite file (back from the team
+    /// store).
+    #[arg(long, value_name = "URL|sqlite")]
     to: String,
-    /// The config file (for store.project_id).
+    /// With --to sqlite: the team store to copy from (default: PROMPTLOOP_STORE_URL, else
+    /// store.url).
+    #[arg(long, value_name = "URL")]
+    from: Option<String>,
+    /// With --to sqlite: when the project's SQLite file already holds rules, failures or
+    /// runs, move it aside (promptloop.db.before-migrate-<time>, never deleted) instead of
+    /// refusing.
+    #[arg(long)]
+    replace: bool,
+    /// The config file (for store.url and store.project_id).
     #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Print the counts as JSON.
@@ -294,40 +306,138 @@ fn reset(a: &FixArgs) -> Result<u8, Failure> {
 }
 
 fn migrate(args: &MigrateArgs) -> Result<(), Failure> {
+    use crate::store::postgres::{PgStore, conninfo};
+    use crate::store::{RuleFilter, RuleStore, Scope, StoreChoice, StoreError, transfer};
     let project_dir = project_dir(&args.project_dir)?;
     let loaded = super::load_settings(args.config.as_deref())?;
-    let shown = crate::store::postgres::conninfo::redact(&args.to);
     let project =
         crate::store::project_key(&project_dir, loaded.settings.store.project_id.as_deref());
-    let failed = |e: crate::store::StoreError| Failure {
+    let failed = |e: StoreError| Failure {
         message: e.to_string(),
         code: EXIT_FAILED,
     };
-    let from = crate::store::open_project(&project_dir).map_err(failed)?;
-    let to = crate::store::postgres::PgStore::connect(&args.to, &project, &settings::process_env)
-        .map_err(|e| match e {
-        crate::store::StoreError::Invalid(m) => Failure::usage(m),
-        other => failed(other),
-    })?;
-    let done = crate::store::transfer::migrate(&from, &to).map_err(failed)?;
+    let connect = |url: &str| {
+        PgStore::connect(url, &project, &settings::process_env).map_err(|e| match e {
+            StoreError::Invalid(m) => Failure::usage(m),
+            other => failed(other),
+        })
+    };
+    let back = args.to.eq_ignore_ascii_case("sqlite");
+    if !back && (args.from.is_some() || args.replace) {
+        return Err(Failure::usage(
+            "migrate the store: --from and --replace go with --to sqlite (from the team store \
+             back to the project's SQLite file)",
+        ));
+    }
+    let db = crate::store::project_db_path(&project_dir);
+    let (done, from_shown, to_shown, team_rules, aside) = if back {
+        let url = match (
+            &args.from,
+            StoreChoice::of(&project_dir, &loaded.settings.store, &settings::process_env),
+        ) {
+            (Some(url), _) => url.clone(),
+            (None, StoreChoice::Postgres { url, .. }) => url,
+            (None, StoreChoice::Sqlite) => {
+                return Err(Failure::usage(
+                    "migrate the store back: no team store to copy from; give --from URL or \
+                     set store.url (or PROMPTLOOP_STORE_URL)",
+                ));
+            }
+        };
+        let from = connect(&url)?;
+        let mut aside = None;
+        if db.exists() {
+            let held = transfer::counts(&crate::store::open_project(&project_dir).map_err(failed)?)
+                .map_err(failed)?;
+            if held != transfer::Counts::default() {
+                if !args.replace {
+                    return Err(Failure {
+                        message: format!(
+                            "migrate the store back: {} already holds {} rules, {} failures and \
+                             {} runs; --replace moves it aside first (nothing was copied)",
+                            db.display(),
+                            held.rules,
+                            held.failures,
+                            held.runs
+                        ),
+                        code: EXIT_FAILED,
+                    });
+                }
+                aside = Some(
+                    health::move_aside(&db, "before-migrate").map_err(|e| Failure {
+                        message: format!("move {} aside: {e}", db.display()),
+                        code: EXIT_FAILED,
+                    })?,
+                );
+            }
+        }
+        let to = crate::store::open_project(&project_dir).map_err(failed)?;
+        let team = from
+            .list(&RuleFilter::default())
+            .map_err(failed)?
+            .iter()
+            .filter(|r| r.scope == Scope::Team)
+            .count();
+        let done = transfer::migrate(&from, &to).map_err(failed)?;
+        (
+            done,
+            from.url().to_string(),
+            db.display().to_string(),
+            team,
+            aside,
+        )
+    } else {
+        let from = crate::store::open_project(&project_dir).map_err(failed)?;
+        let to = connect(&args.to)?;
+        let done = transfer::migrate(&from, &to).map_err(failed)?;
+        (
+            done,
+            db.display().to_string(),
+            conninfo::redact(&args.to),
+            0,
+            None,
+        )
+    };
     if args.json {
+        let mut value = serde_json::to_value(&done).unwrap_or_default();
+        value["from"] = from_shown.into();
+        value["to"] = to_shown.into();
+        value["project"] = project.clone().into();
+        value["team_rules_left"] = team_rules.into();
+        value["moved_aside"] = aside.map(|p| p.display().to_string()).into();
         println!(
             "{}",
-            serde_json::to_string_pretty(&done).unwrap_or_default()
+            serde_json::to_string_pretty(&value).unwrap_or_default()
         );
         return Ok(());
     }
     let c = &done.counts;
+    if let Some(aside) = &aside {
+        println!(
+            "moved the SQLite file that was there to {}",
+            aside.display()
+        );
+    }
     println!(
-        "copied into {shown} (project {project}), every count the same in both:\n  \
-         {} rules ({} provenance entries, learned {} times), {} failures, {} runs with {} \
-         attempts, {} file changes",
+        "copied {from_shown} into {to_shown} (project {project}), every count the same in \
+         both:\n  {} rules ({} provenance entries, learned {} times), {} failures, {} runs with \
+         {} attempts, {} file changes",
         c.rules, c.provenance, c.times_learned, c.failures, c.runs, c.attempts, c.file_changes
     );
     for (old, new) in &done.renamed {
         println!("  {old} is {new} there (its id was taken)");
     }
-    println!("the SQLite store is left as it was; set store.url to use the team store");
+    if back {
+        if team_rules > 0 {
+            println!("{team_rules} team rule(s) belong to no project and stay on the server only");
+        }
+        println!(
+            "the team store is left as it was; unset store.url (and PROMPTLOOP_STORE_URL) to use \
+             the SQLite file"
+        );
+    } else {
+        println!("the SQLite store is left as it was; set store.url to use the team store");
+    }
     Ok(())
 }
 
@@ -358,16 +468,26 @@ fn sync(args: &SyncArgs) -> Result<(), Failure> {
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"sent": done.sent, "already_applied": done.already, "pending": left})
+            serde_json::json!({
+                "sent": done.sent,
+                "already_applied": done.already,
+                "pending": left,
+                "failures": done.failures,
+                "events": done.events,
+                "runs": done.runs,
+            })
         );
         return Ok(());
     }
     println!(
         "sent {} queued lesson(s) to {} (project {project}); {} the server had already; {left} \
-         waiting",
+         waiting\nsent {} failure(s) and {} event(s) of {} run(s) recorded offline",
         done.sent,
         store.url(),
-        done.already
+        done.already,
+        done.failures,
+        done.events,
+        done.runs
     );
     Ok(())
 }

@@ -505,6 +505,9 @@ pub trait RuleStore {
     fn runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError>;
     /// A run's attempts, in order.
     fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StoreError>;
+    /// Every event of the project's runs as recorded: (run id, sequence number, event), by
+    /// run and in order.
+    fn events(&self) -> Result<Vec<(String, i64, serde_json::Value)>, StoreError>;
     /// The latest validation of each validated rule (`promptloop rules validate`), by id;
     /// a store that keeps none has none.
     fn verdicts(

@@ -4,6 +4,8 @@
 //! in `.promptloop/sync-queue.db`. [`sync`] sends the queue to the server: each lesson is
 //! learned there once ([`PgStore::learn_once`] records its id in the same transaction), then
 //! marked sent here, so a sync that is cut off or repeated neither loses nor doubles one.
+//! Then the record kept offline follows: failures (upserted by id, so sending one again
+//! changes nothing) and the runs' events (each recorded in `sync_applied` beside it).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::postgres::PgStore;
+use super::postgres::{PgStore, fnv1a};
 use super::{
     AttemptRow, FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore,
     RunRow, Scope, SqliteStore, Status, StoreChange, StoreError, StoredFailure, StoredRule, dedup,
@@ -22,6 +24,11 @@ use super::{
 pub const OFFLINE_DB: &str = "offline.db";
 /// The lessons waiting to be sent.
 pub const QUEUE_DB: &str = "sync-queue.db";
+
+/// Where `project_dir`'s offline store is.
+pub fn offline_path(project_dir: &Path) -> PathBuf {
+    project_dir.join(super::DIR_NAME).join(OFFLINE_DB)
+}
 
 /// Where `project_dir`'s queue is.
 pub fn queue_path(project_dir: &Path) -> PathBuf {
@@ -39,12 +46,36 @@ pub struct OfflineStore {
 impl OfflineStore {
     /// Opens (creating) the local store and the queue of `project_dir`.
     pub fn open(project_dir: &Path) -> Result<OfflineStore, StoreError> {
-        let dir = project_dir.join(super::DIR_NAME);
+        let path = offline_path(project_dir);
+        let fresh = !path.exists();
+        let local = SqliteStore::open(&path)?;
+        let queue = Queue::open(&queue_path(project_dir))?;
+        if fresh {
+            // Its events are numbered from 1 again: they are another origin's.
+            queue.new_origin()?;
+        }
         Ok(OfflineStore {
-            local: SqliteStore::open(&dir.join(OFFLINE_DB))?,
-            queue: Queue::open(&queue_path(project_dir))?,
+            local,
+            queue,
             queued: Cell::new(0),
         })
+    }
+
+    /// Learns `new` here, queued under `queue_id` when it is a lesson (the id an online
+    /// attempt of the same learn used, so the server applies it at most once).
+    pub fn learn_queued(
+        &self,
+        new: NewRule,
+        judge: Option<&dyn dedup::Judge>,
+        queue_id: &str,
+    ) -> Result<LearnOutcome, StoreError> {
+        let lesson = is_lesson(&new.provenance).then(|| new.clone());
+        let outcome = self.local.learn(new, judge)?;
+        if let Some(new) = lesson {
+            self.queue.push(queue_id, &new, outcome.id())?;
+            self.queued.set(self.queued.get() + 1);
+        }
+        Ok(outcome)
     }
 
     /// How many lessons this process queued.
@@ -78,13 +109,30 @@ impl Queue {
                  lesson     TEXT NOT NULL,
                  sent_at    TEXT,
                  rule_id    TEXT
+             );
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS sent_failures (
+                 id     TEXT PRIMARY KEY,
+                 digest TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS sent_events (
+                 origin TEXT NOT NULL,
+                 run_id TEXT NOT NULL,
+                 seq    INTEGER NOT NULL,
+                 PRIMARY KEY (origin, run_id)
              );",
         )?;
+        // Queues written before lessons kept their offline rule's id.
+        let has_local: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('queue') WHERE name = 'local_rule_id'")?
+            .exists([])?;
+        if !has_local {
+            conn.execute_batch("ALTER TABLE queue ADD COLUMN local_rule_id TEXT")?;
+        }
         Ok(Queue { conn })
     }
 
-    fn push(&self, new: &NewRule) -> Result<String, StoreError> {
-        let id = queue_id();
+    fn push(&self, id: &str, new: &NewRule, local_rule_id: &str) -> Result<(), StoreError> {
         let lesson = Lesson {
             rule: new.rule.clone(),
             scope: new.scope,
@@ -95,10 +143,85 @@ impl Queue {
         let text =
             serde_json::to_string(&lesson).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.conn.execute(
-            "INSERT INTO queue(id, queued_at, lesson) VALUES (?1, ?2, ?3)",
-            params![id, now(), text],
+            "INSERT INTO queue(id, queued_at, lesson, local_rule_id) VALUES (?1, ?2, ?3, ?4)",
+            params![id, now(), text, local_rule_id],
         )?;
-        Ok(id)
+        Ok(())
+    }
+
+    /// The id of the offline store whose events are sent (a new one with a new file).
+    fn origin(&self) -> Result<String, StoreError> {
+        let found: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'origin'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match found {
+            Some(origin) => Ok(origin),
+            None => self.new_origin(),
+        }
+    }
+
+    fn new_origin(&self) -> Result<String, StoreError> {
+        let origin = queue_id().replacen("q-", "o-", 1);
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('origin', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![origin],
+        )?;
+        Ok(origin)
+    }
+
+    /// Offline rule ids and the server's rule each was learned into.
+    fn rule_map(&self) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT local_rule_id, rule_id FROM queue
+             WHERE local_rule_id IS NOT NULL AND rule_id IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn sent_digest(&self, failure_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT digest FROM sent_failures WHERE id = ?1",
+                params![failure_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn mark_failure_sent(&self, failure_id: &str, digest: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sent_failures(id, digest) VALUES (?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET digest = excluded.digest",
+            params![failure_id, digest],
+        )?;
+        Ok(())
+    }
+
+    fn sent_seq(&self, origin: &str, run_id: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq FROM sent_events WHERE origin = ?1 AND run_id = ?2",
+                params![origin, run_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    fn mark_events_sent(&self, origin: &str, run_id: &str, seq: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sent_events(origin, run_id, seq) VALUES (?1, ?2, ?3)
+             ON CONFLICT(origin, run_id) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            params![origin, run_id, seq],
+        )?;
+        Ok(())
     }
 
     fn pending(&self) -> Result<Vec<(String, Lesson)>, StoreError> {
@@ -137,7 +260,7 @@ struct Lesson {
 
 /// An id no other queued lesson has, on this machine or another: the time in nanoseconds,
 /// the process, a counter and the host's name, hashed together with them shown.
-fn queue_id() -> String {
+pub(crate) fn queue_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -147,11 +270,7 @@ fn queue_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname"))
         .unwrap_or_default();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in host.trim().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = fnv1a(host.trim().as_bytes());
     format!("q-{nanos:x}-{:x}-{n:x}-{h:016x}", std::process::id())
 }
 
@@ -161,11 +280,18 @@ pub struct SyncReport {
     /// Lessons learned by the server now.
     pub sent: usize,
     /// Lessons the server had already applied (an earlier sync cut off before they were
-    /// marked sent here).
+    /// marked sent here, or a learn whose commit reached the server unanswered).
     pub already: usize,
+    /// Failures recorded offline (new, or changed since they were sent) sent now.
+    pub failures: usize,
+    /// Events of runs recorded offline sent now.
+    pub events: usize,
+    /// The runs they belong to.
+    pub runs: usize,
 }
 
-/// Sends `project_dir`'s queued lessons to `store`, each once; nothing to do without a queue.
+/// Sends `project_dir`'s queued lessons to `store`, each once, then the failures and runs'
+/// events recorded offline; nothing to do without a queue.
 pub fn sync(project_dir: &Path, store: &PgStore) -> Result<SyncReport, StoreError> {
     let path = queue_path(project_dir);
     let mut report = SyncReport::default();
@@ -188,8 +314,51 @@ pub fn sync(project_dir: &Path, store: &PgStore) -> Result<SyncReport, StoreErro
             }
             None => {
                 report.already += 1;
-                queue.mark_sent(&id, None)?;
+                queue.mark_sent(&id, store.applied_rule(&id)?.as_deref())?;
             }
+        }
+    }
+    let offline = offline_path(project_dir);
+    if !offline.exists() {
+        return Ok(report);
+    }
+    let local = SqliteStore::open(&offline)?;
+    // Failures: by id, so one sent again (a sync cut off) is the same row.
+    for failure in local.failures()? {
+        let data =
+            serde_json::to_string(&failure).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let digest = format!("{:016x}", fnv1a(data.as_bytes()));
+        if queue.sent_digest(&failure.context.id)?.as_deref() == Some(digest.as_str()) {
+            continue;
+        }
+        store.save_failure(&failure)?;
+        queue.mark_failure_sent(&failure.context.id, &digest)?;
+        report.failures += 1;
+    }
+    // Events: a run's unsent ones in one transaction, with the offline rule ids they name
+    // replaced by the server's.
+    let origin = queue.origin()?;
+    let rules = queue.rule_map()?;
+    let mut runs: BTreeMap<String, Vec<(i64, serde_json::Value)>> = BTreeMap::new();
+    for (run_id, seq, mut event) in local.events()? {
+        if let Some(id) = event.get("rule_id").and_then(|v| v.as_str())
+            && let Some(server) = rules.get(id)
+        {
+            event["rule_id"] = serde_json::Value::String(server.clone());
+        }
+        runs.entry(run_id).or_default().push((seq, event));
+    }
+    for (run_id, events) in runs {
+        let sent = queue.sent_seq(&origin, &run_id)?;
+        let unsent: Vec<_> = events.into_iter().filter(|(seq, _)| *seq > sent).collect();
+        let Some(last) = unsent.last().map(|(seq, _)| *seq) else {
+            continue;
+        };
+        let applied = store.apply_offline_events(&origin, &run_id, &unsent)?;
+        queue.mark_events_sent(&origin, &run_id, last)?;
+        if applied > 0 {
+            report.events += applied;
+            report.runs += 1;
         }
     }
     Ok(report)
@@ -225,13 +394,7 @@ impl RuleStore for OfflineStore {
         new: NewRule,
         judge: Option<&dyn dedup::Judge>,
     ) -> Result<LearnOutcome, StoreError> {
-        let lesson = is_lesson(&new.provenance).then(|| new.clone());
-        let outcome = self.local.learn(new, judge)?;
-        if let Some(new) = lesson {
-            self.queue.push(&new)?;
-            self.queued.set(self.queued.get() + 1);
-        }
-        Ok(outcome)
+        self.learn_queued(new, judge, &queue_id())
     }
     fn insert(&self, rule: &StoredRule) -> Result<String, StoreError> {
         self.local.insert(rule)
@@ -287,6 +450,9 @@ impl RuleStore for OfflineStore {
     fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
         self.local.attempts(run_id)
     }
+    fn events(&self) -> Result<Vec<(String, i64, serde_json::Value)>, StoreError> {
+        self.local.events()
+    }
     fn verdicts(&self) -> Result<BTreeMap<String, evidence::Validation>, StoreError> {
         self.local.verdicts()
     }
@@ -320,15 +486,21 @@ impl FallbackStore {
             return f(offline);
         }
         match f(&self.online) {
-            Err(StoreError::Unreachable(why)) => {
-                let offline = OfflineStore::open(&self.project_dir)?;
-                let waiting = pending(&self.project_dir)?;
-                eprintln!("{}", offline_notice(&why, waiting));
-                note_offline(&why, waiting);
-                f(self.offline.get_or_init(|| offline))
-            }
+            Err(StoreError::Unreachable(why)) => f(self.go_offline(&why)?),
             other => other,
         }
+    }
+
+    /// Opens the offline store for every later call, and says so.
+    fn go_offline(&self, why: &str) -> Result<&OfflineStore, StoreError> {
+        if let Some(offline) = self.offline.get() {
+            return Ok(offline);
+        }
+        let offline = OfflineStore::open(&self.project_dir)?;
+        let waiting = pending(&self.project_dir)?;
+        eprintln!("{}", offline_notice(why, waiting));
+        note_offline(why, waiting);
+        Ok(self.offline.get_or_init(|| offline))
     }
 }
 
@@ -347,7 +519,27 @@ impl RuleStore for FallbackStore {
         new: NewRule,
         judge: Option<&dyn dedup::Judge>,
     ) -> Result<LearnOutcome, StoreError> {
-        self.call(|s| s.learn(new.clone(), judge))
+        // One id for the online try and, if its answer is lost, the queued one: a commit
+        // that reached the server unanswered is then not applied a second time by sync.
+        let id = queue_id();
+        if self.offline.get().is_none() {
+            match self.online.learn_once(new.clone(), judge, Some(&id)) {
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) => {
+                    return Err(StoreError::Invalid(
+                        "learn a rule: its new id was taken".into(),
+                    ));
+                }
+                Err(StoreError::Unreachable(why)) => {
+                    self.go_offline(&why)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match self.offline.get() {
+            Some(offline) => offline.learn_queued(new, judge, &id),
+            None => Err(StoreError::Invalid("learn a rule: no store".into())),
+        }
     }
     fn insert(&self, rule: &StoredRule) -> Result<String, StoreError> {
         self.call(|s| s.insert(rule))
@@ -402,6 +594,9 @@ impl RuleStore for FallbackStore {
     }
     fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
         self.call(|s| s.attempts(run_id))
+    }
+    fn events(&self) -> Result<Vec<(String, i64, serde_json::Value)>, StoreError> {
+        self.call(|s| s.events())
     }
     fn verdicts(&self) -> Result<BTreeMap<String, evidence::Validation>, StoreError> {
         self.call(|s| s.verdicts())

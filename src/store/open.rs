@@ -81,7 +81,8 @@ pub fn open_for(
     }
 }
 
-/// Sends the lessons queued while the server was unreachable, and says so on stderr.
+/// Sends the lessons queued while the server was unreachable and the record kept offline
+/// (failures, runs' events), and says so on stderr.
 pub fn send_queue(project_dir: &Path, store: &PgStore) -> Result<offline::SyncReport, StoreError> {
     let done = offline::sync(project_dir, store)?;
     if done.sent + done.already > 0 {
@@ -94,6 +95,15 @@ pub fn send_queue(project_dir: &Path, store: &PgStore) -> Result<offline::SyncRe
             } else {
                 String::new()
             }
+        );
+    }
+    if done.failures + done.events > 0 {
+        eprintln!(
+            "promptloop: sent {} failure(s) and {} event(s) of {} run(s) recorded offline to {}",
+            done.failures,
+            done.events,
+            done.runs,
+            store.url()
         );
     }
     Ok(done)

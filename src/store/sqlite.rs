@@ -1288,6 +1288,27 @@ impl RuleStore for SqliteStore {
         Ok(())
     }
 
+    fn events(&self) -> Result<Vec<(String, i64, serde_json::Value)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT run_id, seq, data FROM events ORDER BY run_id, seq")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (run_id, seq, data) = row?;
+            let event = serde_json::from_str(&data)
+                .map_err(|e| StoreError::Corrupt(format!("event {seq} of run {run_id}: {e}")))?;
+            out.push((run_id, seq, event));
+        }
+        Ok(out)
+    }
+
     fn runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, task, agent, teacher, started_at, outcome, attempts, rules_learned,

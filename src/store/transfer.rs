@@ -1,5 +1,6 @@
-//! `promptloop store migrate --to URL`: a project's SQLite store copied into another store
-//! (a team store on PostgreSQL), every count checked afterwards.
+//! `promptloop store migrate`: a project's store copied into another, empty one (its SQLite
+//! file into a team store on PostgreSQL, or back), every count checked afterwards. Team
+//! rules belong to no project and are not copied.
 //!
 //! Order matters so that nothing is counted twice: the runs' events first (no rules exist
 //! yet, so a passed run validates none again), then the failures (no rules yet, so no
@@ -8,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::{FileChange, RuleFilter, RuleStore, Scope, SqliteStore, StoreError};
+use super::{FileChange, RuleFilter, RuleStore, Scope, StoreError};
 
 /// What a store holds for one project, counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -63,7 +64,7 @@ pub struct Migrated {
 
 /// Copies everything of `from` into `to`, which must hold nothing of this project yet;
 /// then checks that both count the same.
-pub fn migrate(from: &SqliteStore, to: &dyn RuleStore) -> Result<Migrated, StoreError> {
+pub fn migrate(from: &dyn RuleStore, to: &dyn RuleStore) -> Result<Migrated, StoreError> {
     let before = counts(to)?;
     if before != Counts::default() {
         return Err(StoreError::Invalid(format!(
@@ -74,17 +75,8 @@ pub fn migrate(from: &SqliteStore, to: &dyn RuleStore) -> Result<Migrated, Store
     }
     let source = counts(from)?;
     // 1. Runs, by replaying their events in order.
-    let events: Vec<(String, String)> = {
-        let mut stmt = from
-            .conn()
-            .prepare("SELECT run_id, data FROM events ORDER BY run_id, seq")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    for (run_id, data) in &events {
-        let event: serde_json::Value = serde_json::from_str(data)
-            .map_err(|e| StoreError::Corrupt(format!("an event of run {run_id}: {e}")))?;
-        to.record_event(run_id, &event)?;
+    for (run_id, _, event) in from.events()? {
+        to.record_event(&run_id, &event)?;
     }
     // 2. Failures.
     for failure in from.failures()? {
@@ -93,6 +85,9 @@ pub fn migrate(from: &SqliteStore, to: &dyn RuleStore) -> Result<Migrated, Store
     // 3. Rules, as stored.
     let mut renamed = Vec::new();
     for rule in from.list(&RuleFilter::default())? {
+        if rule.scope == Scope::Team {
+            continue;
+        }
         let id = to.insert(&rule)?;
         if id != rule.id {
             renamed.push((rule.id.clone(), id));

@@ -453,7 +453,7 @@ fn lock_object(owner: &str) -> i32 {
     hash as i32
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(in crate::store) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         hash ^= u64::from(*b);
@@ -947,6 +947,191 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Appends one event of a run inside `tx`, updating the run and attempt rows.
+    fn apply_event(
+        &self,
+        tx: &mut Tx<'_>,
+        run_id: &str,
+        event: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let kind = event_str(event, "type").unwrap_or("unknown");
+        let p = &self.project;
+        tx.execute(
+            "INSERT INTO events(project, run_id, seq, type, data)
+             VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events
+                              WHERE project = $1 AND run_id = $2), $3, $4)",
+            &[p, &run_id, &kind, &event.to_string()],
+        )?;
+        let attempt = event.get("attempt").and_then(|v| v.as_i64());
+        let count = |key: &str| {
+            event
+                .get(key)
+                .and_then(|v| v.as_array())
+                .map_or(0, |a| a.len() as i64)
+        };
+        match kind {
+            "run.started" => {
+                tx.execute(
+                    "INSERT INTO runs(project, id, task, agent, teacher, rules_file, started_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (project, id) DO UPDATE SET task = excluded.task",
+                    &[
+                        p,
+                        &run_id,
+                        &event_str(event, "task").unwrap_or_default(),
+                        &event_str(event, "agent"),
+                        &event_str(event, "teacher"),
+                        &event_str(event, "rules_file"),
+                        &started_from_run_id(run_id).unwrap_or_else(now),
+                    ],
+                )?;
+            }
+            "attempt.started" => {
+                tx.execute(
+                    "INSERT INTO attempts(project, run_id, attempt) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[p, &run_id, &attempt],
+                )?;
+            }
+            "agent.finished" => {
+                let status = event
+                    .get("outcome")
+                    .and_then(|o| o.get("status"))
+                    .and_then(|s| s.as_str());
+                tx.execute(
+                    "UPDATE attempts SET agent_status = $4, changed_files = $5
+                     WHERE project = $1 AND run_id = $2 AND attempt = $3",
+                    &[p, &run_id, &attempt, &status, &count("changed_files")],
+                )?;
+            }
+            "tests.finished" => {
+                let outcome = event
+                    .get("tests")
+                    .and_then(|t| t.get("outcome"))
+                    .and_then(|s| s.as_str());
+                tx.execute(
+                    "UPDATE attempts SET tests_outcome = $4, failing = $5
+                     WHERE project = $1 AND run_id = $2 AND attempt = $3",
+                    &[p, &run_id, &attempt, &outcome, &count("failing")],
+                )?;
+            }
+            "failure.captured" => {
+                tx.execute(
+                    "UPDATE attempts SET failure_id = $4
+                     WHERE project = $1 AND run_id = $2 AND attempt = $3",
+                    &[p, &run_id, &attempt, &event_str(event, "failure_id")],
+                )?;
+            }
+            "rule.learned" => {
+                tx.execute(
+                    "UPDATE attempts SET rule_id = $4
+                     WHERE project = $1 AND run_id = $2 AND failure_id = $3",
+                    &[
+                        p,
+                        &run_id,
+                        &event_str(event, "failure_id"),
+                        &event_str(event, "rule_id"),
+                    ],
+                )?;
+            }
+            "attempt.reverted" => {
+                tx.execute(
+                    "UPDATE attempts SET reverted = TRUE
+                     WHERE project = $1 AND run_id = $2 AND attempt = $3",
+                    &[p, &run_id, &attempt],
+                )?;
+            }
+            "run.finished" => {
+                let num = |key: &str| event.get(key).and_then(|v| v.as_u64()).unwrap_or(0) as i64;
+                let outcome = event_str(event, "outcome");
+                tx.execute(
+                    "UPDATE runs SET outcome = $3, attempts = $4, rules_learned = $5,
+                         pending = $6, cost_usd = $7, duration_ms = $8, message = $9
+                     WHERE project = $1 AND id = $2",
+                    &[
+                        p,
+                        &run_id,
+                        &outcome,
+                        &num("attempts"),
+                        &num("rules_learned"),
+                        &num("pending"),
+                        &event
+                            .get("cost_usd")
+                            .and_then(|v| v.as_f64())
+                            .unwrap_or(0.0),
+                        &event
+                            .get("duration_ms")
+                            .and_then(|v| v.as_u64())
+                            .map(|v| v as i64),
+                        &event_str(event, "message"),
+                    ],
+                )?;
+                if outcome == Some("passed") {
+                    // The run passed after learning these: evidence that they help.
+                    tx.execute(
+                        "UPDATE rules SET times_validated = times_validated + 1
+                         WHERE id IN (SELECT DISTINCT rule_id FROM provenance WHERE run_id = $1)",
+                        &[&run_id],
+                    )?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Appends events of run `run_id` recorded while the server was unreachable, in one
+    /// transaction, each only once: `(origin, seq)` names an event of one offline store, and
+    /// is recorded in `sync_applied` beside it. Returns how many were new here.
+    pub fn apply_offline_events(
+        &self,
+        origin: &str,
+        run_id: &str,
+        events: &[(i64, serde_json::Value)],
+    ) -> Result<usize, StoreError> {
+        let ids: Vec<String> = events
+            .iter()
+            .map(|(seq, _)| format!("ev:{origin}:{run_id}:{seq}"))
+            .collect();
+        let mut client = self.client.borrow_mut();
+        let mut tx = self.begin(&mut client)?;
+        let seen: std::collections::HashSet<String> = tx
+            .query("SELECT id FROM sync_applied WHERE id = ANY($1)", &[&ids])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let stamp = now();
+        let mut applied = 0;
+        for ((_, event), id) in events.iter().zip(&ids) {
+            if seen.contains(id) {
+                continue;
+            }
+            self.apply_event(&mut tx, run_id, event)?;
+            tx.execute(
+                "INSERT INTO sync_applied(id, project, rule_id, applied_at) VALUES ($1, $2, NULL, $3)",
+                &[id, &self.project, &stamp],
+            )?;
+            applied += 1;
+        }
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    /// The rule a lesson with queue id `queue_id` was learned into, when the server has
+    /// applied it.
+    pub fn applied_rule(&self, queue_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .client
+            .borrow_mut()
+            .query_opt(
+                "SELECT rule_id FROM sync_applied WHERE id = $1",
+                &[&queue_id],
+            )?
+            .and_then(|r| r.get(0)))
+    }
+}
+
 impl RuleStore for PgStore {
     fn learn(&self, new: NewRule, judge: Option<&dyn Judge>) -> Result<LearnOutcome, StoreError> {
         self.learn_once(new, judge, None)?
@@ -1268,133 +1453,26 @@ impl RuleStore for PgStore {
     }
 
     fn record_event(&self, run_id: &str, event: &serde_json::Value) -> Result<(), StoreError> {
-        let kind = event_str(event, "type").unwrap_or("unknown");
-        let p = &self.project;
         let mut client = self.client.borrow_mut();
         let mut tx = self.begin(&mut client)?;
-        tx.execute(
-            "INSERT INTO events(project, run_id, seq, type, data)
-             VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events
-                              WHERE project = $1 AND run_id = $2), $3, $4)",
-            &[p, &run_id, &kind, &event.to_string()],
-        )?;
-        let attempt = event.get("attempt").and_then(|v| v.as_i64());
-        let count = |key: &str| {
-            event
-                .get(key)
-                .and_then(|v| v.as_array())
-                .map_or(0, |a| a.len() as i64)
-        };
-        match kind {
-            "run.started" => {
-                tx.execute(
-                    "INSERT INTO runs(project, id, task, agent, teacher, rules_file, started_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (project, id) DO UPDATE SET task = excluded.task",
-                    &[
-                        p,
-                        &run_id,
-                        &event_str(event, "task").unwrap_or_default(),
-                        &event_str(event, "agent"),
-                        &event_str(event, "teacher"),
-                        &event_str(event, "rules_file"),
-                        &started_from_run_id(run_id).unwrap_or_else(now),
-                    ],
-                )?;
-            }
-            "attempt.started" => {
-                tx.execute(
-                    "INSERT INTO attempts(project, run_id, attempt) VALUES ($1, $2, $3)
-                     ON CONFLICT DO NOTHING",
-                    &[p, &run_id, &attempt],
-                )?;
-            }
-            "agent.finished" => {
-                let status = event
-                    .get("outcome")
-                    .and_then(|o| o.get("status"))
-                    .and_then(|s| s.as_str());
-                tx.execute(
-                    "UPDATE attempts SET agent_status = $4, changed_files = $5
-                     WHERE project = $1 AND run_id = $2 AND attempt = $3",
-                    &[p, &run_id, &attempt, &status, &count("changed_files")],
-                )?;
-            }
-            "tests.finished" => {
-                let outcome = event
-                    .get("tests")
-                    .and_then(|t| t.get("outcome"))
-                    .and_then(|s| s.as_str());
-                tx.execute(
-                    "UPDATE attempts SET tests_outcome = $4, failing = $5
-                     WHERE project = $1 AND run_id = $2 AND attempt = $3",
-                    &[p, &run_id, &attempt, &outcome, &count("failing")],
-                )?;
-            }
-            "failure.captured" => {
-                tx.execute(
-                    "UPDATE attempts SET failure_id = $4
-                     WHERE project = $1 AND run_id = $2 AND attempt = $3",
-                    &[p, &run_id, &attempt, &event_str(event, "failure_id")],
-                )?;
-            }
-            "rule.learned" => {
-                tx.execute(
-                    "UPDATE attempts SET rule_id = $4
-                     WHERE project = $1 AND run_id = $2 AND failure_id = $3",
-                    &[
-                        p,
-                        &run_id,
-                        &event_str(event, "failure_id"),
-                        &event_str(event, "rule_id"),
-                    ],
-                )?;
-            }
-            "attempt.reverted" => {
-                tx.execute(
-                    "UPDATE attempts SET reverted = TRUE
-                     WHERE project = $1 AND run_id = $2 AND attempt = $3",
-                    &[p, &run_id, &attempt],
-                )?;
-            }
-            "run.finished" => {
-                let num = |key: &str| event.get(key).and_then(|v| v.as_u64()).unwrap_or(0) as i64;
-                let outcome = event_str(event, "outcome");
-                tx.execute(
-                    "UPDATE runs SET outcome = $3, attempts = $4, rules_learned = $5,
-                         pending = $6, cost_usd = $7, duration_ms = $8, message = $9
-                     WHERE project = $1 AND id = $2",
-                    &[
-                        p,
-                        &run_id,
-                        &outcome,
-                        &num("attempts"),
-                        &num("rules_learned"),
-                        &num("pending"),
-                        &event
-                            .get("cost_usd")
-                            .and_then(|v| v.as_f64())
-                            .unwrap_or(0.0),
-                        &event
-                            .get("duration_ms")
-                            .and_then(|v| v.as_u64())
-                            .map(|v| v as i64),
-                        &event_str(event, "message"),
-                    ],
-                )?;
-                if outcome == Some("passed") {
-                    // The run passed after learning these: evidence that they help.
-                    tx.execute(
-                        "UPDATE rules SET times_validated = times_validated + 1
-                         WHERE id IN (SELECT DISTINCT rule_id FROM provenance WHERE run_id = $1)",
-                        &[&run_id],
-                    )?;
-                }
-            }
-            _ => {}
-        }
+        self.apply_event(&mut tx, run_id, event)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn events(&self) -> Result<Vec<(String, i64, serde_json::Value)>, StoreError> {
+        let rows = self.client.borrow_mut().query(
+            "SELECT run_id, seq, data FROM events WHERE project = $1 ORDER BY run_id, seq",
+            &[&self.project],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (run_id, seq, data): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
+            let event = serde_json::from_str(&data)
+                .map_err(|e| StoreError::Corrupt(format!("event {seq} of run {run_id}: {e}")))?;
+            out.push((run_id, seq, event));
+        }
+        Ok(out)
     }
 
     fn runs(&self, limit: usize) -> Result<Vec<RunRow>, StoreError> {

@@ -150,7 +150,7 @@ CREATE TABLE events (
 );
 "#,
     // 2: lessons learned while the server was unreachable, each applied once: the queue id
-    // is inserted in the same transaction as the learn (see `PgStore::learn_queued`).
+    // is inserted in the same transaction as the learn (see `PgStore::learn_once`).
     r#"
 CREATE TABLE sync_applied (
     id         TEXT PRIMARY KEY,
@@ -158,6 +158,11 @@ CREATE TABLE sync_applied (
     rule_id    TEXT NOT NULL,
     applied_at TEXT NOT NULL
 );
+"#,
+    // 3: events and failures recorded offline are applied once too (no rule id), and every
+    // learn made online carries an id, so one whose commit went unanswered is not doubled.
+    r#"
+ALTER TABLE sync_applied ALTER COLUMN rule_id DROP NOT NULL;
 "#,
 ];
 
