@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::store::evidence::Verdict;
-use crate::store::{RuleFilter, RuleStore, SqliteStore, StoreError};
+use crate::store::{RuleFilter, RuleStore, StoreError};
 
 /// One rule's evidence.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -107,8 +107,7 @@ fn mean(sum: u32, n: u32) -> Option<f64> {
 }
 
 /// Reads the statistics from a project's store.
-pub fn collect(store: &SqliteStore) -> Result<Stats, StoreError> {
-    let conn = store.conn();
+pub fn collect(store: &dyn RuleStore) -> Result<Stats, StoreError> {
     let mut days: BTreeMap<String, DayStats> = BTreeMap::new();
     fn day<'a>(days: &'a mut BTreeMap<String, DayStats>, stamp: &str) -> &'a mut DayStats {
         let d = day_of(stamp);
@@ -118,20 +117,20 @@ pub fn collect(store: &SqliteStore) -> Result<Stats, StoreError> {
         })
     }
     let mut totals = Totals::default();
-    // Runs: outcome, attempts, and whether the first attempt's tests passed.
-    let mut stmt = conn.prepare(
-        "SELECT r.started_at, r.outcome, r.attempts,
-                (SELECT tests_outcome FROM attempts a WHERE a.run_id = r.id AND a.attempt = 1)
-         FROM runs r WHERE r.outcome IS NOT NULL ORDER BY r.started_at",
-    )?;
-    let runs: Vec<(Option<String>, String, u32, Option<String>)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<Result<_, _>>()?;
+    // Runs that ended: outcome, attempts, and whether the first attempt's tests passed.
     let mut first_tested = BTreeMap::<String, u32>::new();
     let mut green_attempts = BTreeMap::<String, u32>::new();
     let (mut all_first_tested, mut all_green_attempts) = (0u32, 0u32);
-    for (started, outcome, attempts, first) in runs {
-        let s = day(&mut days, started.as_deref().unwrap_or(""));
+    let mut runs = store.runs(usize::MAX >> 1)?;
+    runs.retain(|r| r.outcome.is_some());
+    runs.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    for run in runs {
+        let first = store
+            .attempts(&run.id)?
+            .into_iter()
+            .find(|a| a.attempt == 1)
+            .and_then(|a| a.tests_outcome);
+        let s = day(&mut days, run.started_at.as_deref().unwrap_or(""));
         let d = s.day.clone();
         s.runs += 1;
         totals.runs += 1;
@@ -143,36 +142,27 @@ pub fn collect(store: &SqliteStore) -> Result<Stats, StoreError> {
             s.first_attempt_passed += 1;
             totals.first_attempt_passed += 1;
         }
-        if outcome == "passed" {
+        if run.outcome.as_deref() == Some("passed") {
             s.passed += 1;
             totals.passed += 1;
-            *green_attempts.entry(d).or_default() += attempts;
-            all_green_attempts += attempts;
+            *green_attempts.entry(d).or_default() += run.attempts;
+            all_green_attempts += run.attempts;
         }
     }
     let mut by_type = BTreeMap::new();
     let mut by_source = BTreeMap::new();
-    let mut stmt = conn.prepare("SELECT failure_type, source, captured_at FROM failures")?;
-    let failures: Vec<(String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    for (kind, source, at) in failures {
-        let s = day(&mut days, &at);
+    for failure in store.failures()? {
+        let c = failure.context;
+        let s = day(&mut days, &c.captured_at);
         s.failures += 1;
-        *s.failures_by_type.entry(kind.clone()).or_default() += 1;
+        *s.failures_by_type
+            .entry(c.failure_type.clone())
+            .or_default() += 1;
         totals.failures += 1;
-        *by_type.entry(kind).or_default() += 1;
-        *by_source.entry(source).or_default() += 1;
+        *by_type.entry(c.failure_type).or_default() += 1;
+        *by_source.entry(c.source).or_default() += 1;
     }
-    // A failure counts once however many rules it recurred for.
-    let mut stmt = conn.prepare(
-        "SELECT f.captured_at FROM failures f
-         WHERE EXISTS (SELECT 1 FROM rule_recurrences rr WHERE rr.failure_id = f.id)",
-    )?;
-    let recurred: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for at in recurred {
+    for at in store.recurrence_times()? {
         day(&mut days, &at).recurrences += 1;
         totals.recurrences += 1;
     }
@@ -187,7 +177,7 @@ pub fn collect(store: &SqliteStore) -> Result<Stats, StoreError> {
     totals.attempts_to_green = mean(all_green_attempts, totals.passed);
 
     let validations = store.validations(None)?;
-    let latest = store.latest_validations()?;
+    let latest = store.verdicts()?;
     let mut rules = Vec::new();
     for r in store.list(&RuleFilter::default())? {
         let verdict = latest.get(&r.id).map(|v| v.verdict);

@@ -142,8 +142,14 @@ fn report(project: &Project, server: &FakeAnthropic, marker: &str) {
 }
 
 fn rules(project: &Project) -> Vec<Value> {
+    rules_in(project, &[])
+}
+
+/// `rules list --status all --json` with `env` set.
+fn rules_in(project: &Project, env: &[(&str, String)]) -> Vec<Value> {
     let out = project
         .promptloop()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["rules", "list", "--status", "all", "--json"])
         .output()
         .expect("run");
@@ -249,8 +255,14 @@ fn stored(id: &str, rule: &str, when: &str, learned: u32) -> StoredRule {
     }
 }
 
-fn json(project: &Project, args: &[&str]) -> Value {
-    let out = project.promptloop().args(args).output().expect("run");
+/// The binary's JSON answer to `args`, with `env` set.
+fn json_in(project: &Project, env: &[(&str, String)], args: &[&str]) -> Value {
+    let out = project
+        .promptloop()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .output()
+        .expect("run");
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -263,9 +275,18 @@ fn json(project: &Project, args: &[&str]) -> Value {
 #[test]
 fn rules_dedup_merges_a_store_filled_without_dedup_and_undo_takes_it_back() {
     let project = Project::new();
+    let store = promptloop::store::open_project(&project.path).unwrap();
+    dedup_round_trip(&project, &store, &[]);
+}
+
+/// `rules dedup`, `--apply` and `rules undo` twice on `store` (empty, the store `project`
+/// uses with `env` set), filled as an older promptloop left it: rewordings side by side.
+pub(crate) fn dedup_round_trip(
+    project: &Project,
+    store: &dyn promptloop::store::RuleStore,
+    env: &[(&str, String)],
+) {
     {
-        // A store filled as an older promptloop left it: rewordings stored side by side.
-        let store = promptloop::store::open_project(&project.path).unwrap();
         let rows = [
             ("r-000001", LESSONS[0][0].0, LESSONS[0][0].1, 2),
             ("r-000002", LESSONS[0][1].0, LESSONS[0][1].1, 1),
@@ -281,11 +302,13 @@ fn rules_dedup_merges_a_store_filled_without_dedup_and_undo_takes_it_back() {
             store.insert(&stored(id, rule, when, learned)).unwrap();
         }
     }
-    json(&project, &["rules", "render", "--json"]);
+    let json = |project: &Project, args: &[&str]| json_in(project, env, args);
+    let rules = |project: &Project| rules_in(project, env);
+    json(project, &["rules", "render", "--json"]);
     let before = project.read("CLAUDE.md");
     assert_eq!(before.matches("- **Rule**:").count(), 9, "{before}");
 
-    let plan = json(&project, &["rules", "dedup", "--json"]);
+    let plan = json(project, &["rules", "dedup", "--json"]);
     assert_eq!(plan["applied"], false);
     assert_eq!(
         project.read("CLAUDE.md"),
@@ -324,19 +347,20 @@ fn rules_dedup_merges_a_store_filled_without_dedup_and_undo_takes_it_back() {
     assert_eq!(conflicts[0]["reason"], "value");
     // Dry run by name, and --apply with --dry-run is a usage error.
     assert_eq!(
-        json(&project, &["rules", "dedup", "--dry-run", "--json"])["merges"],
+        json(project, &["rules", "dedup", "--dry-run", "--json"])["merges"],
         plan["merges"]
     );
     let both = project
         .promptloop()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["rules", "dedup", "--dry-run", "--apply"])
         .output()
         .unwrap();
     assert_eq!(both.status.code(), Some(2));
 
-    let applied = json(&project, &["rules", "dedup", "--apply", "--json"]);
+    let applied = json(project, &["rules", "dedup", "--apply", "--json"]);
     assert_eq!(applied["applied"], true);
-    let after = rules(&project);
+    let after = rules(project);
     let by_id = |id: &str| after.iter().find(|r| r["id"] == id).unwrap().clone();
     assert_eq!(by_id("r-000001")["times_learned"], 4);
     assert_eq!(by_id("r-000001")["provenance"].as_array().unwrap().len(), 3);
@@ -354,7 +378,7 @@ fn rules_dedup_merges_a_store_filled_without_dedup_and_undo_takes_it_back() {
     let file = project.read("CLAUDE.md");
     assert_eq!(file.matches("- **Rule**:").count(), 5, "{file}");
     // A second scan finds nothing more.
-    let again = json(&project, &["rules", "dedup", "--json"]);
+    let again = json(project, &["rules", "dedup", "--json"]);
     assert!(again["merges"].as_array().unwrap().is_empty(), "{again:#}");
     assert!(
         again["conflicts"].as_array().unwrap().is_empty(),
@@ -364,11 +388,12 @@ fn rules_dedup_merges_a_store_filled_without_dedup_and_undo_takes_it_back() {
     // Undo: the file and every rule as they were.
     project
         .promptloop()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["rules", "undo"])
         .assert()
         .success();
     assert_eq!(project.read("CLAUDE.md"), before);
-    let undone = rules(&project);
+    let undone = rules(project);
     let by_id = |id: &str| undone.iter().find(|r| r["id"] == id).unwrap().clone();
     assert_eq!(by_id("r-000001")["times_learned"], 2);
     assert_eq!(by_id("r-000001")["provenance"].as_array().unwrap().len(), 1);
@@ -379,10 +404,11 @@ fn rules_dedup_merges_a_store_filled_without_dedup_and_undo_takes_it_back() {
     // Undoing the undo applies it again.
     project
         .promptloop()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["rules", "undo"])
         .assert()
         .success();
-    let redone = rules(&project);
+    let redone = rules(project);
     let r1 = redone.iter().find(|r| r["id"] == "r-000001").unwrap();
     assert_eq!(r1["times_learned"], 4);
     assert_eq!(project.read("CLAUDE.md").matches("- **Rule**:").count(), 5);

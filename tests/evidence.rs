@@ -13,9 +13,9 @@ use serde_json::Value;
 use crate::support::fake_anthropic::{FakeAnthropic, Reply};
 use crate::support::{Project, events, of_type, repo_root};
 
-const RULE: &str = "Return None, not 0, from safe_divide when the divisor is zero";
+pub(crate) const RULE: &str = "Return None, not 0, from safe_divide when the divisor is zero";
 
-fn teacher_with(rule: &'static str) -> FakeAnthropic {
+pub(crate) fn teacher_with(rule: &'static str) -> FakeAnthropic {
     FakeAnthropic::start(move |_| {
         Reply::text(format!(
             "The divisor check returns a number.\n\n- **Rule**: {rule}\n\
@@ -35,7 +35,7 @@ fn script(project: &Project, name: &str, body: &str) -> PathBuf {
 /// A calculator agent. Without the rule in AGENTS.md it fixes only `average`. With it:
 /// `helpful` fixes safe_divide too; `ignores` does the same as without; `harmful` fixes
 /// safe_divide and breaks multiply.
-fn calculator_agent(project: &Project, mode: &str) -> PathBuf {
+pub(crate) fn calculator_agent(project: &Project, mode: &str) -> PathBuf {
     script(
         project,
         &format!("agent-{mode}.sh"),
@@ -61,7 +61,7 @@ echo "edited calculator.py ($mode)"
     )
 }
 
-fn calculator_config(project: &Project, agent: &Path) -> PathBuf {
+pub(crate) fn calculator_config(project: &Project, agent: &Path) -> PathBuf {
     project.config(&format!(
         "agent:\n  kind: command\n  command: sh {}\n  timeout: 60\n\
          tests:\n  command: python3 -m pytest tests -q\n\
@@ -82,8 +82,19 @@ fn json_of(output: &std::process::Output) -> Value {
 
 /// Runs the loop once (it learns RULE) and returns the id of the rule it learned.
 fn learn_rule(project: &Project, config: &Path, server: &FakeAnthropic) -> (String, Value) {
+    learn_rule_in(project, config, server, &[])
+}
+
+/// [`learn_rule`] with `env` set.
+pub(crate) fn learn_rule_in(
+    project: &Project,
+    config: &Path,
+    server: &FakeAnthropic,
+    env: &[(&str, String)],
+) -> (String, Value) {
     let output = project
         .promptloop()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["run", "Fix the calculator's helpers", "--json", "-d"])
         .arg(&project.path)
         .arg("--config")
@@ -105,8 +116,19 @@ fn learn_rule(project: &Project, config: &Path, server: &FakeAnthropic) -> (Stri
 }
 
 fn validate(project: &Project, config: &Path, id: &str) -> Value {
+    validate_in(project, config, id, &[])
+}
+
+/// [`validate`] with `env` set.
+pub(crate) fn validate_in(
+    project: &Project,
+    config: &Path,
+    id: &str,
+    env: &[(&str, String)],
+) -> Value {
     let output = project
         .promptloop()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["rules", "validate", id, "--trials", "2", "--json", "-d"])
         .arg(&project.path)
         .arg("--config")

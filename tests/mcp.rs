@@ -47,7 +47,7 @@ fn binary() -> PathBuf {
 }
 
 /// An MCP client speaking JSON-RPC by hand to a `promptloop mcp` child process.
-struct Client {
+pub(crate) struct Client {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
@@ -62,7 +62,12 @@ impl Client {
         Client::start_in(&project.path, project.home.path(), args, env)
     }
 
-    fn start_in(dir: &Path, home: &Path, args: &[&str], env: &[(&str, String)]) -> Client {
+    pub(crate) fn start_in(
+        dir: &Path,
+        home: &Path,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Client {
         let mut cmd = Command::new(binary());
         clean_env(&mut cmd, dir, home);
         cmd.arg("mcp").args(args);
@@ -181,7 +186,7 @@ impl Client {
     }
 
     /// Calls a tool that must succeed; returns its JSON answer.
-    fn ok(&mut self, name: &str, arguments: Value) -> Value {
+    pub(crate) fn ok(&mut self, name: &str, arguments: Value) -> Value {
         let (is_error, text) = self.call(name, arguments.clone());
         assert!(!is_error, "{name} {arguments}: {text}");
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {text}"))
@@ -195,7 +200,7 @@ impl Client {
     }
 
     /// Closes stdin (the client goes away) and waits for the server to exit.
-    fn finish(mut self) -> (i32, Vec<String>, String) {
+    pub(crate) fn finish(mut self) -> (i32, Vec<String>, String) {
         drop(self.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(60);
         let code = loop {

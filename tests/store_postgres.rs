@@ -273,6 +273,59 @@ fn exercise(store: &dyn RuleStore) {
     assert_eq!(a1.rule_id.as_deref(), Some(id.as_str()));
     // Every rule learned with this run id was validated once.
     assert_eq!(store.get(id).unwrap().times_validated, 1);
+    // The failure that came back is counted once, when it was captured.
+    assert_eq!(
+        store.recurrence_times().unwrap(),
+        vec![f2.context.captured_at.clone()]
+    );
+
+    // Evidence: validations (latest per rule) and feedback.
+    use promptloop::store::evidence::{Validation, Verdict};
+    let validation = |verdict, with_passed| Validation {
+        seq: 0,
+        rule_id: id.to_string(),
+        at: String::new(),
+        verdict,
+        trials: 2,
+        with_passed,
+        without_passed: 0,
+        broken: vec!["t1".into()],
+        detail: json!({"task": "Fix division"}),
+    };
+    let first = store
+        .record_validation(&validation(Verdict::NoEffect, 0))
+        .unwrap();
+    let second = store
+        .record_validation(&validation(Verdict::Helpful, 2))
+        .unwrap();
+    assert!(second > first);
+    let kept = store.validations(Some(id.as_str())).unwrap();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[1].broken, vec!["t1".to_string()]);
+    assert_eq!(kept[1].detail["task"], "Fix division");
+    assert!(!kept[1].at.is_empty());
+    assert_eq!(store.validations(None).unwrap().len(), 2);
+    assert_eq!(store.verdicts().unwrap()[id].verdict, Verdict::Helpful);
+    let short = &id[..5];
+    let (full, counts) = store
+        .add_feedback(short, true, Some(" it fixed it "), "mcp")
+        .unwrap();
+    assert_eq!(&full, id);
+    assert_eq!((counts.helped, counts.misled), (1, 0));
+    let (_, counts) = store.add_feedback(id, false, Some("  "), "mcp").unwrap();
+    assert_eq!((counts.helped, counts.misled), (1, 1));
+    assert_eq!(store.feedback_counts(id).unwrap(), counts);
+    assert_eq!(store.all_feedback_counts().unwrap()[id], counts);
+    let log = store.feedback_log(id, 10).unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(!log[0].helped, "newest first");
+    assert_eq!(log[0].note, None, "a blank note is not kept");
+    assert_eq!(log[1].note.as_deref(), Some("it fixed it"));
+    assert!(matches!(
+        store.add_feedback("r-ffffffff", true, None, "mcp"),
+        Err(StoreError::NotFound(_))
+    ));
+
     // The events as recorded, numbered from 1 in order.
     let events = store.events().unwrap();
     assert!(events.len() >= 5, "{events:#?}");
@@ -432,6 +485,29 @@ fn writer_cmd(
     extra: &[(&str, &str)],
     scope: &str,
 ) -> Command {
+    let mut cmd = team_cmd(project, server, teacher, db);
+    cmd.args([
+        "report-failure",
+        "-f",
+        "integration_error",
+        "-D",
+        "Wrote a second CSV importer beside the existing one",
+        "-T",
+        "Import the CSV",
+        "--teacher",
+        "anthropic",
+        "--scope",
+        scope,
+    ]);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// The binary in `project` with a clean environment, the loopback teacher and the team
+/// store `db` (its password in the environment).
+fn team_cmd(project: &Project, server: &PgServer, teacher: &FakeAnthropic, db: &str) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("promptloop"));
     cmd.current_dir(&project.path)
         .env_clear()
@@ -445,24 +521,8 @@ fn writer_cmd(
         .env("ANTHROPIC_API_KEY", "test-key")
         .env("PROMPTLOOP_STORE_URL", server.url(db))
         .env(PASSWORD_ENV, &server.password)
-        .args([
-            "report-failure",
-            "-f",
-            "integration_error",
-            "-D",
-            "Wrote a second CSV importer beside the existing one",
-            "-T",
-            "Import the CSV",
-            "--teacher",
-            "anthropic",
-            "--scope",
-            scope,
-        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
     cmd
 }
 
@@ -752,6 +812,21 @@ fn store_migrate_copies_a_sqlite_store_there_and_back_with_every_count_checked()
     );
     assert_eq!(done["counts"]["rules"], local.count().unwrap());
     assert_eq!(done["counts"]["runs"], 1);
+    assert_eq!(done["counts"]["validations"], 2, "{done}");
+    assert_eq!(done["counts"]["feedback"], 2, "{done}");
+    assert_eq!(
+        team.validations(None).unwrap(),
+        local.validations(None).unwrap()
+    );
+    let log = |s: &dyn RuleStore, id: &str| -> Vec<(bool, Option<String>, String, String)> {
+        s.feedback_log(id, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.helped, e.note, e.source, e.at))
+            .collect()
+    };
+    let validated = &local.validations(None).unwrap()[0].rule_id;
+    assert_eq!(log(&team, validated), log(&local, validated));
     // A second migrate is refused, and nothing is doubled.
     let out = migrate();
     assert!(!out.status.success());
@@ -790,6 +865,8 @@ fn store_migrate_copies_a_sqlite_store_there_and_back_with_every_count_checked()
     );
     let done: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(done["team_rules_left"], 1, "{done}");
+    assert_eq!(done["counts"]["validations"], 2, "{done}");
+    assert_eq!(done["counts"]["feedback"], 2, "{done}");
     assert!(!done.to_string().contains(&server.password));
     let home = promptloop::store::open_project(&clone.path).unwrap();
     assert_eq!(
@@ -800,6 +877,11 @@ fn store_migrate_copies_a_sqlite_store_there_and_back_with_every_count_checked()
         home.list(&RuleFilter::default()).unwrap(),
         local.list(&RuleFilter::default()).unwrap()
     );
+    assert_eq!(
+        home.validations(None).unwrap(),
+        local.validations(None).unwrap()
+    );
+    assert_eq!(log(&home, validated), log(&local, validated));
     assert_eq!(
         json(home.failures().unwrap()),
         json(team.failures().unwrap())
@@ -1185,4 +1267,168 @@ fn a_learn_committed_without_an_answer_is_not_doubled_by_sync() {
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].id, applied.id());
     assert_eq!(rules[0].times_learned, 1);
+}
+
+/// With a team store set, the commands that record and read use it, and none of them
+/// starts a SQLite record of its own beside it.
+#[test]
+fn capture_history_stats_mcp_and_serve_use_the_team_store() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    server.create_db("cmds");
+    let project = clone_of("https://github.com/org/cmds.git");
+    let t = teacher(LESSON, 1);
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains(&server.password), "{text}");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            text,
+        )
+    };
+    let (code, _, text) = run(&mut writer_cmd(
+        &project,
+        &server,
+        &t,
+        "cmds",
+        &[],
+        "project",
+    ));
+    assert_eq!(code, Some(0), "{text}");
+    // capture --learn: a failing command's failure, learned into the same rule.
+    let (_, _, text) = run(team_cmd(&project, &server, &t, "cmds").args([
+        "capture",
+        "--learn",
+        "--framework",
+        "none",
+        "--teacher",
+        "anthropic",
+        "--",
+        "echo 'FAILED test_import - a second importer'; exit 1",
+    ]));
+    let pg = PgStore::connect(&server.url("cmds"), "github.com/org/cmds", &server.env()).unwrap();
+    assert_eq!(pg.failures().unwrap().len(), 2, "{text}");
+    let rules = pg.list(&RuleFilter::default()).unwrap();
+    assert_eq!(rules.len(), 1, "{rules:#?}");
+    assert_eq!(rules[0].times_learned, 2);
+
+    let (code, stdout, text) =
+        run(team_cmd(&project, &server, &t, "cmds").args(["history", "--failures", "--json"]));
+    assert_eq!(code, Some(0), "{text}");
+    let listed: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed.len(), 2, "{stdout}");
+    let (code, stdout, text) =
+        run(team_cmd(&project, &server, &t, "cmds").args(["stats", "--json"]));
+    assert_eq!(code, Some(0), "{text}");
+    let stats: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(stats["totals"]["failures"], 2, "{stats}");
+    assert_eq!(stats["totals"]["rules_active"], 1, "{stats}");
+    assert_eq!(stats["rules"][0]["learned"], 2, "{stats}");
+
+    // MCP: the rules are the team store's, and feedback is kept there.
+    let env = [
+        ("PROMPTLOOP_STORE_URL", server.url("cmds")),
+        (PASSWORD_ENV, server.password.clone()),
+    ];
+    let mut mcp = crate::mcp::Client::start_in(&project.path, project.home.path(), &[], &env);
+    let listed = mcp.ok("list_rules", json!({}));
+    assert_eq!(listed["count"], 1, "{listed}");
+    assert_eq!(listed["rules"][0]["rule"], LESSON);
+    let said = mcp.ok(
+        "rule_feedback",
+        json!({"id": rules[0].id, "helped": true, "note": "found the importer"}),
+    );
+    assert_eq!(said["feedback"]["helped"], 1, "{said}");
+    let (_, _, stderr) = mcp.finish();
+    assert!(!stderr.contains(&server.password), "{stderr}");
+    assert_eq!(pg.feedback_counts(&rules[0].id).unwrap().helped, 1);
+
+    // The page shows the team store's rule and failures.
+    let page = crate::serve::Server::start(&project, &[], &env);
+    let rules_page = page.get("/rules");
+    assert_eq!(rules_page.status, 200, "{}", page.stderr());
+    assert!(
+        rules_page
+            .body
+            .contains("Extend the existing importer in importers"),
+        "{}",
+        rules_page.body
+    );
+    let failures_page = page.get("/failures");
+    assert_eq!(failures_page.status, 200);
+    assert!(failures_page.body.contains("integration_error"));
+    drop(page);
+
+    assert!(
+        !project.path.join(".promptloop/promptloop.db").exists(),
+        "a SQLite record was started beside the team store"
+    );
+}
+
+/// `rules dedup` finds, merges and holds for review on a team store as on SQLite, and
+/// `rules undo` takes the merges back (the same test as for SQLite, see `curation.rs`).
+#[test]
+fn rules_dedup_and_its_undo_work_on_a_team_store() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.create_db("dedup");
+    let project = clone_of("https://github.com/org/dedup.git");
+    let store = PgStore::connect(&url, "github.com/org/dedup", &server.env()).unwrap();
+    let env = [
+        ("PROMPTLOOP_STORE_URL", server.url("dedup")),
+        (PASSWORD_ENV, server.password.clone()),
+    ];
+    crate::curation::dedup_round_trip(&project, &store, &env);
+    assert!(!project.path.join(".promptloop/promptloop.db").exists());
+}
+
+/// `rules validate` reruns a rule learned into the team store and keeps the verdict there,
+/// where `rules show` and every other machine find it.
+#[test]
+fn rules_validate_keeps_its_verdict_in_the_team_store() {
+    use crate::evidence::{RULE, calculator_agent, calculator_config, learn_rule_in, teacher_with};
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.create_db("validate");
+    let project = Project::calculator();
+    project.git(&["remote", "add", "origin", "https://github.com/org/calc.git"]);
+    let agent = calculator_agent(&project, "helpful");
+    let config = calculator_config(&project, &agent);
+    let teacher = teacher_with(RULE);
+    let env = [
+        ("PROMPTLOOP_STORE_URL", server.url("validate")),
+        (PASSWORD_ENV, server.password.clone()),
+    ];
+    let (id, run) = learn_rule_in(&project, &config, &teacher, &env);
+    assert_eq!(run["outcome"], "passed", "{run}");
+    let v = crate::evidence::validate_in(&project, &config, &id, &env);
+    assert_eq!(v["verdict"], "helpful", "{v:#}");
+    let pg = PgStore::connect(&url, "github.com/org/calc", &server.env()).unwrap();
+    let kept = pg.validations(Some(id.as_str())).unwrap();
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    assert_eq!(
+        (kept[0].with_passed, kept[0].without_passed, kept[0].trials),
+        (2, 0, 2)
+    );
+    let shown = project
+        .promptloop()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["rules", "show", &id])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("validation: helpful: passed 2/2 with it, 0/2 without"),
+        "{text}"
+    );
+    assert!(!project.path.join(".promptloop/promptloop.db").exists());
 }

@@ -393,7 +393,8 @@ pub(crate) fn learn_one(
     if let Ok(repo) = crate::git::Repo::open(project_dir) {
         let _ = repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME));
     }
-    let record = Record::open(project_dir).map_err(|e| Failure::usage(e.to_string()))?;
+    let record = Record::open_with(project_dir, &settings.store)
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let learner = teaching.learner(
         teacher.as_deref().map_err(Clone::clone),
         agents::rules_targets(settings, project_dir, agent.as_ref()),

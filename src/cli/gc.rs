@@ -66,8 +66,9 @@ pub fn main(args: GcArgs) -> ExitCode {
 fn gc(args: GcArgs) -> Result<u8, Failure> {
     let dir = project_dir(&args.project_dir)?;
     let repo = open_repo(&dir)?;
+    let settings = load_settings(args.config.as_deref())?.settings;
     let policy = match (args.keep_runs, args.keep_days) {
-        (None, None) => policy(&load_settings(args.config.as_deref())?.settings.retention),
+        (None, None) => policy(&settings.retention),
         (keep_runs, keep_days) => Policy {
             keep_runs,
             keep_days,
@@ -75,12 +76,8 @@ fn gc(args: GcArgs) -> Result<u8, Failure> {
     };
     // An existing store only: gc creates nothing. Without the store the pending failures
     // are unknown, so a store that cannot be opened stops it.
-    let db = crate::store::project_db_path(&dir);
-    let store = if db.exists() {
-        Some(crate::store::open_project(&dir).map_err(|e| Failure {
-            message: e.to_string(),
-            code: EXIT_FAILED,
-        })?)
+    let store = if super::has_store(&dir, &settings) {
+        Some(super::open_store(&dir, &settings)?)
     } else {
         None
     };
@@ -88,17 +85,13 @@ fn gc(args: GcArgs) -> Result<u8, Failure> {
         dry_run: args.dry_run,
         unrecorded: args.unrecorded,
     };
-    let report = retention::prune(
-        &dir,
-        &repo,
-        store.as_ref().map(|s| s as &dyn RuleStore),
-        &policy,
-        &options,
-    )
-    .map_err(|e| Failure {
-        message: format!("prune old runs: {e}"),
-        code: EXIT_FAILED,
-    })?;
+    let report =
+        retention::prune(&dir, &repo, store.as_deref(), &policy, &options).map_err(|e| {
+            Failure {
+                message: format!("prune old runs: {e}"),
+                code: EXIT_FAILED,
+            }
+        })?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let _ = writeln!(
@@ -129,22 +122,21 @@ fn policy(settings: &RetentionSettings) -> Policy {
 
 /// `retention.auto`: prunes old runs when a run ends. Never fails the run: what it could not
 /// do is a warning, and a store that cannot be read prunes nothing.
-pub(super) fn after_run(project_dir: &Path, repo: &Repo, settings: &RetentionSettings, json: bool) {
+pub(super) fn after_run(
+    project_dir: &Path,
+    repo: &Repo,
+    store: &dyn RuleStore,
+    settings: &RetentionSettings,
+    json: bool,
+) {
     if !settings.auto {
         return;
     }
-    let store = match crate::store::open_project(project_dir) {
-        Ok(store) => store,
-        Err(e) => {
-            tracing::warn!("retention skipped: {e}");
-            return;
-        }
-    };
     let options = Options {
         dry_run: false,
         unrecorded: false,
     };
-    match retention::prune(project_dir, repo, Some(&store), &policy(settings), &options) {
+    match retention::prune(project_dir, repo, Some(store), &policy(settings), &options) {
         Ok(report) => {
             for error in &report.errors {
                 eprintln!("warning: retention: {error}");

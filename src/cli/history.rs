@@ -7,7 +7,6 @@ use clap::Args;
 
 use super::{EXIT_FAILED, Failure, finish, project_dir};
 use crate::store::FailureStatus;
-use crate::store::RuleStore;
 
 /// `promptloop history`.
 #[derive(Debug, Args)]
@@ -29,6 +28,9 @@ pub struct HistoryArgs {
     /// Print JSON, for scripts.
     #[arg(long)]
     json: bool,
+    /// The config file (store.url: read a team store).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// Runs `promptloop history`.
@@ -45,7 +47,8 @@ fn fail(e: impl std::fmt::Display) -> Failure {
 
 fn history(args: HistoryArgs) -> Result<u8, Failure> {
     let dir = project_dir(&args.project_dir)?;
-    let store = crate::store::open_project(&dir).map_err(fail)?;
+    let settings = super::load_settings(args.config.as_deref())?.settings;
+    let store = super::open_store(&dir, &settings)?;
     if args.failures {
         let mut failures = store.failures().map_err(fail)?;
         failures.sort_by_key(|f| f.status != FailureStatus::Pending);

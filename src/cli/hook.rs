@@ -202,7 +202,8 @@ fn on_stop(
     let block = action == StopAction::Block && !input.stop_hook_active;
     if block {
         // Kept for `promptloop learn`; the agent gets the failures now.
-        let record = Record::open(project_dir).map_err(|e| Failure::usage(e.to_string()))?;
+        let record = Record::open_with(project_dir, &loaded.settings.store)
+            .map_err(|e| Failure::usage(e.to_string()))?;
         let fingerprints = crate::fingerprint::of_context(&failure);
         record
             .save_failure(&StoredFailure {

@@ -41,7 +41,7 @@ use crate::learn::Lesson;
 use crate::process::CancelToken;
 use crate::record::{self, Record};
 use crate::rules::RulesTargets;
-use crate::settings::{Loaded, Overrides};
+use crate::settings::{Loaded, Overrides, StoreSettings};
 use crate::store::search::{self, Query};
 use crate::store::sqlite::feedback::FeedbackCounts;
 use crate::store::{RuleFilter, RuleStore, SqliteStore, Status, StoreError, StoredRule};
@@ -166,7 +166,10 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
     // A store that is there must open (a newer schema is refused here, not per call); one
     // that is not is created by the first report, so a server started in every project
     // (user scope) leaves no `.promptloop/` where nothing was reported.
-    if project_has_store(&root) {
+    if crate::store::StoreChoice::of(&root, &loaded.settings.store, &crate::settings::process_env)
+        == crate::store::StoreChoice::Sqlite
+        && project_has_store(&root)
+    {
         crate::store::open_project(&root).map_err(|e| Failure::usage(e.to_string()))?;
     }
     let agent = super::agents::make_agent(&loaded.settings);
@@ -373,19 +376,24 @@ fn project_has_store(root: &Path) -> bool {
     root.join(crate::store::DIR_NAME).exists()
 }
 
-/// The project's store (when it has one: reading creates none), and the user's store of
-/// global rules when there is one.
-fn open_stores(root: &Path) -> Result<Vec<SqliteStore>, String> {
-    let mut stores = Vec::new();
-    if project_has_store(root) {
-        stores.push(crate::store::open_project(root).map_err(|e| e.to_string())?);
+/// The project's store (when it has one: reading creates none; a team store when one is
+/// set), and the user's store of global rules when there is one.
+fn open_stores(
+    root: &Path,
+    store_settings: &StoreSettings,
+) -> Result<Vec<Box<dyn RuleStore>>, String> {
+    let mut stores: Vec<Box<dyn RuleStore>> = Vec::new();
+    let team = crate::store::StoreChoice::of(root, store_settings, &crate::settings::process_env)
+        != crate::store::StoreChoice::Sqlite;
+    if team || project_has_store(root) {
+        stores.push(crate::store::open_for(root, store_settings).map_err(|e| e.to_string())?);
     }
     if let Some(user) = crate::store::user_db_path(&crate::settings::process_env)
         && user.exists()
         && user != crate::store::project_db_path(root)
     {
         match SqliteStore::open(&user) {
-            Ok(store) => stores.push(store),
+            Ok(store) => stores.push(Box::new(store)),
             Err(e) => tracing::warn!("the user's store is left out: {e}"),
         }
     }
@@ -394,16 +402,16 @@ fn open_stores(root: &Path) -> Result<Vec<SqliteStore>, String> {
 
 /// The store that holds the rule `id`, and its full id.
 fn find_rule<'a>(
-    stores: &'a [SqliteStore],
+    stores: &'a [Box<dyn RuleStore>],
     id: &str,
-) -> Result<(&'a SqliteStore, StoredRule), String> {
+) -> Result<(&'a dyn RuleStore, StoredRule), String> {
     let id = id.trim();
     if id.is_empty() {
         return Err("the id is empty; `list_rules` or `search_rules` show the ids".into());
     }
     for store in stores {
         match store.get(id) {
-            Ok(rule) => return Ok((store, rule)),
+            Ok(rule) => return Ok((store.as_ref(), rule)),
             Err(StoreError::NotFound(_)) => continue,
             Err(e) => return Err(e.to_string()),
         }
@@ -574,6 +582,7 @@ impl Server {
             )));
         }
         let root = self.ctx.root.clone();
+        let store_settings = self.ctx.loaded.settings.store.clone();
         let paths: Vec<String> = args
             .paths
             .unwrap_or_default()
@@ -588,7 +597,7 @@ impl Server {
             limit: limit as usize,
         };
         blocking(move || {
-            let stores = open_stores(&root)?;
+            let stores = open_stores(&root, &store_settings)?;
             let mut rules = Vec::new();
             let mut failures = Vec::new();
             let mut feedback = HashMap::new();
@@ -646,8 +655,9 @@ impl Server {
             Some(ListStatus::All) => Vec::new(),
         };
         let root = self.ctx.root.clone();
+        let store_settings = self.ctx.loaded.settings.store.clone();
         blocking(move || {
-            let stores = open_stores(&root)?;
+            let stores = open_stores(&root, &store_settings)?;
             let filter = RuleFilter {
                 statuses,
                 target: None,
@@ -676,8 +686,9 @@ impl Server {
         Parameters(args): Parameters<IdArgs>,
     ) -> Result<CallToolResult, McpError> {
         let root = self.ctx.root.clone();
+        let store_settings = self.ctx.loaded.settings.store.clone();
         blocking(move || {
-            let stores = open_stores(&root)?;
+            let stores = open_stores(&root, &store_settings)?;
             let (store, rule) = find_rule(&stores, &args.id)?;
             let counts = store.feedback_counts(&rule.id).map_err(|e| e.to_string())?;
             let log = store
@@ -724,8 +735,9 @@ impl Server {
         Parameters(args): Parameters<FeedbackArgs>,
     ) -> Result<CallToolResult, McpError> {
         let root = self.ctx.root.clone();
+        let store_settings = self.ctx.loaded.settings.store.clone();
         blocking(move || {
-            let stores = open_stores(&root)?;
+            let stores = open_stores(&root, &store_settings)?;
             let (store, rule) = find_rule(&stores, &args.id)?;
             let (id, counts) = store
                 .add_feedback(&rule.id, args.helped, args.note.as_deref(), "mcp")
@@ -769,7 +781,8 @@ fn learn_one(
         repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME))
             .map_err(|e| e.to_string())?;
     }
-    let record = Record::open(&ctx.root).map_err(|e| e.to_string())?;
+    let record =
+        Record::open_with(&ctx.root, &ctx.loaded.settings.store).map_err(|e| e.to_string())?;
     let learner = teaching.learner(teacher.as_deref().map_err(Clone::clone), ctx.rules.clone());
     let mut learned: Option<(String, String, Option<String>, Vec<String>)> = None;
     let mut emit = |e: Event| match e {
@@ -834,8 +847,8 @@ fn learn_one(
 }
 
 /// The active rules as one markdown document, most valuable first within their categories.
-fn active_rules_markdown(root: &Path) -> Result<String, String> {
-    let stores = open_stores(root)?;
+fn active_rules_markdown(root: &Path, store_settings: &StoreSettings) -> Result<String, String> {
+    let stores = open_stores(root, store_settings)?;
     let mut rules = Vec::new();
     for store in &stores {
         rules.extend(
@@ -910,10 +923,12 @@ impl ServerHandler for Server {
             ));
         }
         let root = self.ctx.root.clone();
-        let text = tokio::task::spawn_blocking(move || active_rules_markdown(&root))
-            .await
-            .map_err(|e| McpError::internal_error(format!("read the rules: {e}"), None))?
-            .map_err(|e| McpError::internal_error(e, None))?;
+        let store_settings = self.ctx.loaded.settings.store.clone();
+        let text =
+            tokio::task::spawn_blocking(move || active_rules_markdown(&root, &store_settings))
+                .await
+                .map_err(|e| McpError::internal_error(format!("read the rules: {e}"), None))?
+                .map_err(|e| McpError::internal_error(e, None))?;
         Ok(ReadResourceResult::new(vec![
             ResourceContents::text(text, ACTIVE_RULES_URI).with_mime_type("text/markdown"),
         ])

@@ -306,6 +306,26 @@ fn load_settings(config: Option<&Path>) -> Result<Loaded, Failure> {
     Ok(loaded)
 }
 
+/// The store the settings choose for `project_dir`: its SQLite file, or the team store
+/// (working offline when the server cannot be reached; see `store::open_for`).
+fn open_store(
+    project_dir: &Path,
+    settings: &Settings,
+) -> Result<Box<dyn crate::store::RuleStore>, Failure> {
+    crate::store::open_for(project_dir, &settings.store).map_err(|e| Failure {
+        message: e.to_string(),
+        code: EXIT_FAILED,
+    })
+}
+
+/// Whether `project_dir` has a store to read: a team store is set, or its SQLite file is
+/// there.
+fn has_store(project_dir: &Path, settings: &Settings) -> bool {
+    crate::store::project_db_path(project_dir).exists()
+        || crate::store::StoreChoice::of(project_dir, &settings.store, &settings::process_env)
+            != crate::store::StoreChoice::Sqlite
+}
+
 /// The project directory, checked to exist, made absolute.
 fn project_dir(dir: &Path) -> Result<PathBuf, Failure> {
     if !dir.exists() {
@@ -493,7 +513,13 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
         validate::after_run(&project_dir, loaded, &summary.run_id, budget, json);
     }
     if summary.outcome != RunOutcome::Interrupted {
-        gc::after_run(&project_dir, &repo, &settings.retention, json);
+        gc::after_run(
+            &project_dir,
+            &repo,
+            record.store(),
+            &settings.retention,
+            json,
+        );
     }
     Ok(match summary.outcome {
         RunOutcome::Passed => 0,

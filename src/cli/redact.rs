@@ -111,7 +111,8 @@ fn show_failure(
     loaded: &crate::settings::Loaded,
 ) -> Result<u8, Failure> {
     let dir = project_dir(&args.project_dir)?;
-    let record = Record::open(&dir).map_err(|e| Failure::usage(e.to_string()))?;
+    let record = Record::open_with(&dir, &loaded.settings.store)
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let failures = record
         .failures()
         .map_err(|e| Failure::usage(e.to_string()))?;

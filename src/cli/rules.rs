@@ -247,15 +247,10 @@ pub fn main(command: RulesCommand) -> ExitCode {
     })
 }
 
-/// The project's SQLite file (or the user's), or a team store on a server.
-enum OpenedStore {
-    Sqlite(Box<SqliteStore>),
-    Team(Box<dyn RuleStore>),
-}
-
 /// An open store with what the curator needs.
 struct Opened {
-    store: OpenedStore,
+    /// The project's SQLite file (or the user's), or a team store on a server.
+    store: Box<dyn RuleStore>,
     project_dir: PathBuf,
     settings: Settings,
     json: bool,
@@ -270,7 +265,7 @@ impl Opened {
             let path = crate::store::user_db_path(&settings::process_env).ok_or_else(|| {
                 Failure::usage("find the user's store: neither XDG_DATA_HOME nor HOME is set")
             })?;
-            SqliteStore::open(&path).map(|s| OpenedStore::Sqlite(Box::new(s)))
+            SqliteStore::open(&path).map(|s| Box::new(s) as Box<dyn RuleStore>)
         } else {
             match crate::store::StoreChoice::of(
                 &project_dir,
@@ -283,11 +278,11 @@ impl Opened {
                         let _ = repo.ensure_excluded(&format!("{}/", crate::store::DIR_NAME));
                     }
                     crate::store::open_project(&project_dir)
-                        .map(|s| OpenedStore::Sqlite(Box::new(s)))
+                        .map(|s| Box::new(s) as Box<dyn RuleStore>)
                 }
                 crate::store::StoreChoice::Postgres { url, project } => {
                     crate::store::postgres::PgStore::connect(&url, &project, &settings::process_env)
-                        .map(|s| OpenedStore::Team(Box::new(s)))
+                        .map(|s| Box::new(s) as Box<dyn RuleStore>)
                 }
             }
         }
@@ -307,10 +302,7 @@ impl Opened {
 
     /// The store, whichever it is.
     fn store(&self) -> &dyn RuleStore {
-        match &self.store {
-            OpenedStore::Sqlite(s) => s.as_ref(),
-            OpenedStore::Team(s) => s.as_ref(),
-        }
+        self.store.as_ref()
     }
 
     /// The configured rules file: rules.file, else CLAUDE.md in the project (or, for the
@@ -429,11 +421,10 @@ fn list(args: ListArgs) -> Result<u8, Failure> {
 fn show(args: IdArgs) -> Result<u8, Failure> {
     let opened = Opened::open(&args.store)?;
     let rule = opened.store().get(&args.id).map_err(store_failure)?;
-    // Validations are kept in the SQLite store only.
-    let validations = match &opened.store {
-        OpenedStore::Sqlite(store) => store.validations(Some(&rule.id)).map_err(store_failure)?,
-        OpenedStore::Team(_) => Vec::new(),
-    };
+    let validations = opened
+        .store()
+        .validations(Some(&rule.id))
+        .map_err(store_failure)?;
     if opened.json {
         let mut value = serde_json::to_value(&rule).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
@@ -850,17 +841,13 @@ fn render_all(args: StoreArgs) -> Result<u8, Failure> {
 
 fn dedup(args: DedupArgs) -> Result<u8, Failure> {
     let opened = Opened::open(&args.store)?;
-    let OpenedStore::Sqlite(sqlite) = &opened.store else {
-        return Err(Failure::usage(
-            "rules dedup works on a project's SQLite store only, not on a team store yet",
-        ));
-    };
-    let plan = crate::store::dedup::scan::plan(sqlite).map_err(store_failure)?;
+    let plan = crate::store::dedup::scan::plan(opened.store()).map_err(store_failure)?;
     let apply = args.apply && !args.dry_run;
     let mut files = Vec::new();
     let mut undoable = true;
     if apply && !(plan.merges.is_empty() && plan.conflicts.is_empty()) {
-        let changes = crate::store::dedup::scan::apply(sqlite, &plan).map_err(store_failure)?;
+        let changes =
+            crate::store::dedup::scan::apply(opened.store(), &plan).map_err(store_failure)?;
         let curator = opened.curator();
         let reason = format!(
             "dedup: merged {}, held {} for review",

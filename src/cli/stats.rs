@@ -22,6 +22,9 @@ pub struct StatsArgs {
     /// Also write SVG charts into DIR (created if needed).
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
+    /// The config file (store.url: read a team store).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// Runs `promptloop stats`.
@@ -31,17 +34,15 @@ pub fn main(args: StatsArgs) -> ExitCode {
 
 fn inner(args: StatsArgs) -> Result<u8, Failure> {
     let project = project_dir(&args.project_dir)?;
-    if !crate::store::project_db_path(&project).exists() {
+    let settings = super::load_settings(args.config.as_deref())?.settings;
+    if !super::has_store(&project, &settings) {
         return Err(Failure::usage(format!(
             "{} has no record yet (`promptloop run` makes one)",
             project.display()
         )));
     }
-    let store = crate::store::open_project(&project).map_err(|e| Failure {
-        message: e.to_string(),
-        code: EXIT_FAILED,
-    })?;
-    let stats = stats::collect(&store).map_err(|e| Failure {
+    let store = super::open_store(&project, &settings)?;
+    let stats = stats::collect(&*store).map_err(|e| Failure {
         message: e.to_string(),
         code: EXIT_FAILED,
     })?;

@@ -420,9 +420,17 @@ fn migrate(args: &MigrateArgs) -> Result<(), Failure> {
     }
     println!(
         "copied {from_shown} into {to_shown} (project {project}), every count the same in \
-         both:\n  {} rules ({} provenance entries, learned {} times), {} failures, {} runs with \
-         {} attempts, {} file changes",
-        c.rules, c.provenance, c.times_learned, c.failures, c.runs, c.attempts, c.file_changes
+         both:\n  {} rules ({} provenance entries, learned {} times, {} validations, {} \
+         feedback reports), {} failures, {} runs with {} attempts, {} file changes",
+        c.rules,
+        c.provenance,
+        c.times_learned,
+        c.validations,
+        c.feedback,
+        c.failures,
+        c.runs,
+        c.attempts,
+        c.file_changes
     );
     for (old, new) in &done.renamed {
         println!("  {old} is {new} there (its id was taken)");

@@ -18,7 +18,7 @@ use crate::learn::curate::Curator;
 use crate::process::CancelToken;
 use crate::settings::{Loaded, Overrides};
 use crate::store::evidence::{Validation, Verdict};
-use crate::store::{RuleFilter, RuleStore, SqliteStore, Status, StoredRule};
+use crate::store::{RuleFilter, RuleStore, Status, StoredRule};
 
 /// `rules validate`.
 #[derive(Debug, Args)]
@@ -143,7 +143,7 @@ fn inner(args: ValidateArgs) -> Result<u8, Failure> {
 
 /// What validating needs: the project's store and repository, the settings, the loop.
 pub(crate) struct Validator {
-    store: SqliteStore,
+    store: Box<dyn RuleStore>,
     project: PathBuf,
     root: PathBuf,
     loaded: Loaded,
@@ -155,8 +155,7 @@ impl Validator {
     /// Opens the project's store and repository.
     pub(crate) fn open(project: &Path, loaded: Loaded, jobs: usize) -> Result<Validator, Failure> {
         let repo = crate::git::Repo::open(project).map_err(|e| Failure::usage(e.to_string()))?;
-        let store =
-            crate::store::open_project(project).map_err(|e| Failure::usage(e.to_string()))?;
+        let store = super::open_store(project, &loaded.settings)?;
         Ok(Validator {
             store,
             project: project.to_path_buf(),
@@ -180,7 +179,7 @@ impl Validator {
             .map_err(|e| Failure::usage(e.to_string()))?;
         let verdicts = self
             .store
-            .latest_validations()
+            .verdicts()
             .map_err(|e| Failure::usage(e.to_string()))?;
         rules.sort_by(|a, b| {
             (
@@ -310,7 +309,7 @@ impl Validator {
             .map_err(|e| Failure::usage(e.to_string()))?;
         let summary = validation.summary();
         let curator = Curator::for_settings(
-            &self.store,
+            &*self.store,
             self.project.clone(),
             &self.loaded.settings.rules,
         );

@@ -35,6 +35,7 @@ pub use failure::{FailureStatus, Recurrence, StoredFailure};
 pub use legacy::open_project;
 pub use open::{StoreChoice, open_for, project_key, send_queue};
 pub use sqlite::SqliteStore;
+pub use sqlite::feedback::{FeedbackCounts, FeedbackEntry};
 
 /// The folder of promptloop's record inside a project (excluded from git through
 /// `.git/info/exclude`).
@@ -508,27 +509,58 @@ pub trait RuleStore {
     /// Every event of the project's runs as recorded: (run id, sequence number, event), by
     /// run and in order.
     fn events(&self) -> Result<Vec<(String, i64, serde_json::Value)>, StoreError>;
-    /// The latest validation of each validated rule (`promptloop rules validate`), by id;
-    /// a store that keeps none has none.
+    /// Records a validation (`promptloop rules validate`); returns its sequence number.
+    fn record_validation(&self, v: &evidence::Validation) -> Result<i64, StoreError>;
+    /// Every validation of `rule_id` (or of every rule), oldest first.
+    fn validations(&self, rule_id: Option<&str>) -> Result<Vec<evidence::Validation>, StoreError>;
+    /// The latest validation of each validated rule, by id.
     fn verdicts(
         &self,
     ) -> Result<std::collections::BTreeMap<String, evidence::Validation>, StoreError> {
-        Ok(std::collections::BTreeMap::new())
+        Ok(self
+            .validations(None)?
+            .into_iter()
+            .map(|v| (v.rule_id.clone(), v))
+            .collect())
     }
+    /// Records that the rule with this id (or unique prefix) helped or misled; returns its
+    /// full id and its counts after the report.
+    fn add_feedback(
+        &self,
+        id: &str,
+        helped: bool,
+        note: Option<&str>,
+        source: &str,
+    ) -> Result<(String, FeedbackCounts), StoreError>;
+    /// Keeps a feedback report as it was made (its time and source; `store migrate`).
+    fn keep_feedback(&self, entry: &FeedbackEntry) -> Result<(), StoreError>;
+    /// The feedback counts of one rule (by its full id).
+    fn feedback_counts(&self, rule_id: &str) -> Result<FeedbackCounts, StoreError>;
+    /// The feedback counts of every rule that has feedback.
+    fn all_feedback_counts(
+        &self,
+    ) -> Result<std::collections::HashMap<String, FeedbackCounts>, StoreError>;
+    /// The newest `limit` feedback reports on one rule (by its full id), newest first.
+    fn feedback_log(&self, rule_id: &str, limit: usize) -> Result<Vec<FeedbackEntry>, StoreError>;
+    /// When each failure that counted as a recurrence of a rule was captured.
+    fn recurrence_times(&self) -> Result<Vec<String>, StoreError>;
+    /// How the analysed rule `a` (text `text`) relates to every stored rule it may relate
+    /// to, with `judge` asked about the closest unsure ones (`promptloop rules dedup`).
+    fn relations(
+        &self,
+        a: &dedup::Analysis,
+        text: &str,
+        judge: Option<&dyn dedup::Judge>,
+    ) -> Result<Vec<(sqlite::Candidate, dedup::Verdict)>, StoreError>;
+    /// Holds `id` for review as contradicting `with` (`rules dedup --apply`): it becomes
+    /// proposed, with a note and `conflicts_with`; the change, for the log and undo.
+    fn flag_conflict(&self, id: &str, with: &str) -> Result<StoreChange, StoreError>;
     /// Merges stored rule `absorb` into `keep` (counts, provenance, targets; `absorb` is
     /// retired with a note): the changes, for the log and undo.
-    fn merge_rules(&self, keep: &str, absorb: &str) -> Result<Vec<StoreChange>, StoreError> {
-        let _ = (keep, absorb);
-        Err(StoreError::Invalid("merge rules: this store cannot".into()))
-    }
+    fn merge_rules(&self, keep: &str, absorb: &str) -> Result<Vec<StoreChange>, StoreError>;
     /// Takes back (or, for one already undone, applies again) the merge a change records;
     /// returns the change that does so.
-    fn revert_merge(&self, change: &StoreChange) -> Result<StoreChange, StoreError> {
-        let _ = change;
-        Err(StoreError::Invalid(
-            "undo a merge: this store cannot".into(),
-        ))
-    }
+    fn revert_merge(&self, change: &StoreChange) -> Result<StoreChange, StoreError>;
 }
 
 /// The current time in RFC 3339 (seconds), the store's timestamp format.

@@ -8,16 +8,17 @@
 //! changes nothing) and the runs' events (each recorded in `sync_applied` beside it).
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::postgres::{PgStore, fnv1a};
+use super::sqlite::Candidate;
 use super::{
-    AttemptRow, FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore,
-    RunRow, Scope, SqliteStore, Status, StoreChange, StoreError, StoredFailure, StoredRule, dedup,
-    evidence, now,
+    AttemptRow, FeedbackCounts, FeedbackEntry, FileChange, LearnOutcome, NewRule, Provenance,
+    RuleEdit, RuleFilter, RuleStore, RunRow, Scope, SqliteStore, Status, StoreChange, StoreError,
+    StoredFailure, StoredRule, dedup, evidence, now,
 };
 
 /// The local store used while the server is unreachable.
@@ -453,8 +454,52 @@ impl RuleStore for OfflineStore {
     fn events(&self) -> Result<Vec<(String, i64, serde_json::Value)>, StoreError> {
         self.local.events()
     }
-    fn verdicts(&self) -> Result<BTreeMap<String, evidence::Validation>, StoreError> {
-        self.local.verdicts()
+    fn record_validation(&self, v: &evidence::Validation) -> Result<i64, StoreError> {
+        self.local.record_validation(v)
+    }
+    fn validations(&self, rule_id: Option<&str>) -> Result<Vec<evidence::Validation>, StoreError> {
+        RuleStore::validations(&self.local, rule_id)
+    }
+    fn add_feedback(
+        &self,
+        id: &str,
+        helped: bool,
+        note: Option<&str>,
+        source: &str,
+    ) -> Result<(String, FeedbackCounts), StoreError> {
+        self.local.add_feedback(id, helped, note, source)
+    }
+    fn keep_feedback(&self, entry: &FeedbackEntry) -> Result<(), StoreError> {
+        self.local.keep_feedback(entry)
+    }
+    fn feedback_counts(&self, rule_id: &str) -> Result<FeedbackCounts, StoreError> {
+        self.local.feedback_counts(rule_id)
+    }
+    fn all_feedback_counts(&self) -> Result<HashMap<String, FeedbackCounts>, StoreError> {
+        self.local.all_feedback_counts()
+    }
+    fn feedback_log(&self, rule_id: &str, limit: usize) -> Result<Vec<FeedbackEntry>, StoreError> {
+        self.local.feedback_log(rule_id, limit)
+    }
+    fn recurrence_times(&self) -> Result<Vec<String>, StoreError> {
+        self.local.recurrence_times()
+    }
+    fn relations(
+        &self,
+        a: &dedup::Analysis,
+        text: &str,
+        judge: Option<&dyn dedup::Judge>,
+    ) -> Result<Vec<(Candidate, dedup::Verdict)>, StoreError> {
+        self.local.relations(a, text, judge)
+    }
+    fn flag_conflict(&self, id: &str, with: &str) -> Result<StoreChange, StoreError> {
+        self.local.flag_conflict(id, with)
+    }
+    fn merge_rules(&self, keep: &str, absorb: &str) -> Result<Vec<StoreChange>, StoreError> {
+        self.local.merge_rules(keep, absorb)
+    }
+    fn revert_merge(&self, change: &StoreChange) -> Result<StoreChange, StoreError> {
+        self.local.revert_merge(change)
     }
 }
 
@@ -598,8 +643,52 @@ impl RuleStore for FallbackStore {
     fn events(&self) -> Result<Vec<(String, i64, serde_json::Value)>, StoreError> {
         self.call(|s| s.events())
     }
-    fn verdicts(&self) -> Result<BTreeMap<String, evidence::Validation>, StoreError> {
-        self.call(|s| s.verdicts())
+    fn record_validation(&self, v: &evidence::Validation) -> Result<i64, StoreError> {
+        self.call(|s| s.record_validation(v))
+    }
+    fn validations(&self, rule_id: Option<&str>) -> Result<Vec<evidence::Validation>, StoreError> {
+        self.call(|s| s.validations(rule_id))
+    }
+    fn add_feedback(
+        &self,
+        id: &str,
+        helped: bool,
+        note: Option<&str>,
+        source: &str,
+    ) -> Result<(String, FeedbackCounts), StoreError> {
+        self.call(|s| s.add_feedback(id, helped, note, source))
+    }
+    fn keep_feedback(&self, entry: &FeedbackEntry) -> Result<(), StoreError> {
+        self.call(|s| s.keep_feedback(entry))
+    }
+    fn feedback_counts(&self, rule_id: &str) -> Result<FeedbackCounts, StoreError> {
+        self.call(|s| s.feedback_counts(rule_id))
+    }
+    fn all_feedback_counts(&self) -> Result<HashMap<String, FeedbackCounts>, StoreError> {
+        self.call(|s| s.all_feedback_counts())
+    }
+    fn feedback_log(&self, rule_id: &str, limit: usize) -> Result<Vec<FeedbackEntry>, StoreError> {
+        self.call(|s| s.feedback_log(rule_id, limit))
+    }
+    fn recurrence_times(&self) -> Result<Vec<String>, StoreError> {
+        self.call(|s| s.recurrence_times())
+    }
+    fn relations(
+        &self,
+        a: &dedup::Analysis,
+        text: &str,
+        judge: Option<&dyn dedup::Judge>,
+    ) -> Result<Vec<(Candidate, dedup::Verdict)>, StoreError> {
+        self.call(|s| s.relations(a, text, judge))
+    }
+    fn flag_conflict(&self, id: &str, with: &str) -> Result<StoreChange, StoreError> {
+        self.call(|s| s.flag_conflict(id, with))
+    }
+    fn merge_rules(&self, keep: &str, absorb: &str) -> Result<Vec<StoreChange>, StoreError> {
+        self.call(|s| s.merge_rules(keep, absorb))
+    }
+    fn revert_merge(&self, change: &StoreChange) -> Result<StoreChange, StoreError> {
+        self.call(|s| s.revert_merge(change))
     }
 }
 

@@ -47,6 +47,25 @@ pub struct Candidate {
     pub text: String,
 }
 
+/// Asks `judge` about the `calls` closest borderline candidates of `text`; those it says
+/// are the same rule become [`Relation::Same`].
+pub(crate) fn ask_judge(
+    found: &mut [(Candidate, Verdict)],
+    text: &str,
+    judge: &dyn Judge,
+    calls: usize,
+) {
+    let mut unsure: Vec<usize> = (0..found.len())
+        .filter(|k| found[*k].1.relation == Relation::Borderline)
+        .collect();
+    unsure.sort_by(|x, y| found[*y].1.similarity.total_cmp(&found[*x].1.similarity));
+    for k in unsure.into_iter().take(calls) {
+        if judge.same_rule(text, &found[k].0.text) == Some(true) {
+            found[k].1.relation = Relation::Same;
+        }
+    }
+}
+
 /// Terms in more rules than this are not looked up (see [`SqliteStore::candidates`]).
 pub const LOOKUP_POSTINGS: u64 = 1000;
 
@@ -394,15 +413,7 @@ impl SqliteStore {
             })
             .collect();
         if let Some(judge) = judge {
-            let mut unsure: Vec<usize> = (0..out.len())
-                .filter(|k| out[*k].1.relation == Relation::Borderline)
-                .collect();
-            unsure.sort_by(|x, y| out[*y].1.similarity.total_cmp(&out[*x].1.similarity));
-            for k in unsure.into_iter().take(self.judge_calls) {
-                if judge.same_rule(text, &out[k].0.text) == Some(true) {
-                    out[k].1.relation = Relation::Same;
-                }
-            }
+            ask_judge(&mut out, text, judge, self.judge_calls);
         }
         Ok(out)
     }
@@ -1334,10 +1345,82 @@ impl RuleStore for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn verdicts(
+    fn record_validation(&self, v: &super::evidence::Validation) -> Result<i64, StoreError> {
+        SqliteStore::record_validation(self, v)
+    }
+
+    fn validations(
         &self,
-    ) -> Result<std::collections::BTreeMap<String, super::evidence::Validation>, StoreError> {
-        self.latest_validations()
+        rule_id: Option<&str>,
+    ) -> Result<Vec<super::evidence::Validation>, StoreError> {
+        SqliteStore::validations(self, rule_id)
+    }
+
+    fn add_feedback(
+        &self,
+        id: &str,
+        helped: bool,
+        note: Option<&str>,
+        source: &str,
+    ) -> Result<(String, super::FeedbackCounts), StoreError> {
+        SqliteStore::add_feedback(self, id, helped, note, source)
+    }
+
+    fn keep_feedback(&self, entry: &super::FeedbackEntry) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO rule_feedback(rule_id, helped, note, source, at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                entry.rule_id,
+                entry.helped,
+                entry.note,
+                entry.source,
+                entry.at
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn feedback_counts(&self, rule_id: &str) -> Result<super::FeedbackCounts, StoreError> {
+        SqliteStore::feedback_counts(self, rule_id)
+    }
+
+    fn all_feedback_counts(
+        &self,
+    ) -> Result<std::collections::HashMap<String, super::FeedbackCounts>, StoreError> {
+        SqliteStore::all_feedback_counts(self)
+    }
+
+    fn feedback_log(
+        &self,
+        rule_id: &str,
+        limit: usize,
+    ) -> Result<Vec<super::FeedbackEntry>, StoreError> {
+        SqliteStore::feedback_log(self, rule_id, limit)
+    }
+
+    fn relations(
+        &self,
+        a: &Analysis,
+        text: &str,
+        judge: Option<&dyn Judge>,
+    ) -> Result<Vec<(Candidate, Verdict)>, StoreError> {
+        SqliteStore::relations(self, a, text, judge)
+    }
+
+    fn flag_conflict(&self, id: &str, with: &str) -> Result<StoreChange, StoreError> {
+        SqliteStore::flag_conflict(self, id, with)
+    }
+
+    fn recurrence_times(&self) -> Result<Vec<String>, StoreError> {
+        // A failure counts once however many rules it recurred for.
+        let mut stmt = self.conn.prepare(
+            "SELECT f.captured_at FROM failures f
+             WHERE EXISTS (SELECT 1 FROM rule_recurrences rr WHERE rr.failure_id = f.id)
+             ORDER BY f.captured_at",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRow>, StoreError> {

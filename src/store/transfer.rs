@@ -5,7 +5,8 @@
 //! Order matters so that nothing is counted twice: the runs' events first (no rules exist
 //! yet, so a passed run validates none again), then the failures (no rules yet, so no
 //! recurrence is counted again), then the rules with their own counters and provenance, then
-//! the file-change log (its `undone_by` links renumbered).
+//! the rules' validations and feedback, then the file-change log (its `undone_by` links
+//! renumbered).
 
 use std::collections::HashMap;
 
@@ -28,6 +29,10 @@ pub struct Counts {
     pub attempts: usize,
     /// File-change log entries.
     pub file_changes: usize,
+    /// Validations of its rules (`rules validate`).
+    pub validations: usize,
+    /// Feedback reports on its rules.
+    pub feedback: u64,
 }
 
 /// Counts `store`'s content for its project.
@@ -42,7 +47,21 @@ pub fn counts(store: &dyn RuleStore) -> Result<Counts, StoreError> {
     for run in &runs {
         attempts += store.attempts(&run.id)?.len();
     }
+    let ids: std::collections::HashSet<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+    let validations = store
+        .validations(None)?
+        .into_iter()
+        .filter(|v| ids.contains(v.rule_id.as_str()))
+        .count();
+    let feedback = store
+        .all_feedback_counts()?
+        .into_iter()
+        .filter(|(id, _)| ids.contains(id.as_str()))
+        .map(|(_, c)| u64::from(c.helped) + u64::from(c.misled))
+        .sum();
     Ok(Counts {
+        validations,
+        feedback,
         rules: rules.len(),
         provenance: rules.iter().map(|r| r.provenance.len()).sum(),
         times_learned: rules.iter().map(|r| u64::from(r.times_learned)).sum(),
@@ -93,7 +112,41 @@ pub fn migrate(from: &dyn RuleStore, to: &dyn RuleStore) -> Result<Migrated, Sto
             renamed.push((rule.id.clone(), id));
         }
     }
-    // 4. The file-change log, oldest first, its undo links renumbered.
+    // 4. The rules' validations and feedback, under their ids in the target.
+    let id_in = |id: &str| -> String {
+        renamed
+            .iter()
+            .find(|(old, _)| old == id)
+            .map_or_else(|| id.to_string(), |(_, new)| new.clone())
+    };
+    let copied: std::collections::HashSet<String> = from
+        .list(&RuleFilter::default())?
+        .into_iter()
+        .filter(|r| r.scope != Scope::Team)
+        .map(|r| r.id)
+        .collect();
+    for v in from.validations(None)? {
+        if copied.contains(&v.rule_id) {
+            to.record_validation(&super::evidence::Validation {
+                rule_id: id_in(&v.rule_id),
+                ..v
+            })?;
+        }
+    }
+    for id in from.all_feedback_counts()?.into_keys() {
+        if !copied.contains(&id) {
+            continue;
+        }
+        let mut log = from.feedback_log(&id, usize::MAX >> 1)?;
+        log.reverse();
+        for entry in log {
+            to.keep_feedback(&super::FeedbackEntry {
+                rule_id: id_in(&id),
+                ..entry
+            })?;
+        }
+    }
+    // 5. The file-change log, oldest first, its undo links renumbered.
     let mut log: Vec<FileChange> = from.file_changes(None, usize::MAX >> 1)?;
     log.reverse();
     let mut seqs: HashMap<i64, i64> = HashMap::new();

@@ -20,7 +20,7 @@ use crate::events::Event;
 use crate::learn::Lesson;
 use crate::process::CancelToken;
 use crate::record::Record;
-use crate::store::{FailureStatus, RuleEdit, RuleStore, StoredRule};
+use crate::store::{FailureStatus, RuleEdit, StoredRule};
 
 /// A decision's form: why (for reject and retire) and which page to go back to.
 #[derive(Debug, Default, Deserialize)]
@@ -50,7 +50,7 @@ fn back_to(back: &str, done: &str, id: &str) -> Response {
 async fn apply(app: Arc<App>, id: String, decision: Decision, back: String) -> Response {
     respond(app, move |app| {
         let store = app.store()?;
-        let (_, change, _) = decide(&curator(app, &store), rule_id(&id)?, &decision)?;
+        let (_, change, _) = decide(&curator(app, &*store), rule_id(&id)?, &decision)?;
         tracing::info!("page: {} {}", decision.verb(), change.rule_id);
         Ok(back_to(&back, decision.verb(), &change.rule_id))
     })
@@ -91,7 +91,7 @@ pub(super) async fn retire(
 pub(super) async fn replace(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
     respond(app, move |app| {
         let store = app.store()?;
-        let curator = curator(app, &store);
+        let curator = curator(app, &*store);
         let new = store.get(rule_id(&id)?)?;
         let old = new.conflicts_with.clone().ok_or_else(|| {
             PageError::Bad(format!(
@@ -153,9 +153,9 @@ pub(super) async fn edit(
                 "A rule needs all three of Rule, When and Why (empty: {}).",
                 empty.join(", ")
             );
-            return edit_page(app, &store, &r, &form, Some(problem));
+            return edit_page(app, &*store, &r, &form, Some(problem));
         }
-        let curator = curator(app, &store);
+        let curator = curator(app, &*store);
         let edit = edit_of(app, &form, &r, form.target_keys(&curator));
         if edit.category.is_none()
             && edit.rule.is_none()
@@ -179,7 +179,7 @@ pub(super) async fn edit(
             }
             Err(crate::learn::curate::CurateError::Store(e)) => {
                 let f = store_failure(e);
-                edit_page(app, &store, &r, &form, Some(f.message))
+                edit_page(app, &*store, &r, &form, Some(f.message))
             }
             Err(e) => Err(PageError::Internal(format!("{e:#}"))),
         }
@@ -197,7 +197,7 @@ pub(super) async fn preview(
     respond(app, move |app| {
         let store = app.store()?;
         let r = store.get(rule_id(&id)?)?;
-        edit_page(app, &store, &r, &form, None)
+        edit_page(app, &*store, &r, &form, None)
     })
     .await
 }
@@ -255,7 +255,7 @@ fn learned_page(
     let (learned, pending) = outcome_of(app, events);
     Ok(app
         .page(
-            &store,
+            &*store,
             "learned.html",
             "failures",
             title,
@@ -278,7 +278,8 @@ fn failed(e: impl std::fmt::Display) -> PageError {
 pub(super) async fn learn(State(app): State<Arc<App>>) -> Response {
     respond(app, move |app| {
         let settings = &app.loaded.settings;
-        let record = Record::open(&app.project_dir).map_err(failed)?;
+        let record =
+            Record::open_with(&app.project_dir, &app.loaded.settings.store).map_err(failed)?;
         let pending: Vec<_> = record
             .failures()
             .map_err(failed)?
@@ -326,7 +327,7 @@ pub(super) async fn report(State(app): State<Arc<App>>, Form(form): Form<ReportF
     respond(app, move |app| {
         let again = |problem: String| -> Result<Response, PageError> {
             let store = app.store()?;
-            report_page(app, &store, &form, Some(problem))
+            report_page(app, &*store, &form, Some(problem))
         };
         let kind = match report::failure_type(&form.failure_type) {
             Ok(kind) => kind,
@@ -342,7 +343,8 @@ pub(super) async fn report(State(app): State<Arc<App>>, Form(form): Form<ReportF
         };
         let agent = agents::make_agent(settings);
         let rules = agents::rules_targets(settings, &app.project_dir, agent.as_ref());
-        let record = Record::open(&app.project_dir).map_err(failed)?;
+        let record =
+            Record::open_with(&app.project_dir, &app.loaded.settings.store).map_err(failed)?;
         let context = Some(form.context.trim().to_string()).filter(|c| !c.is_empty());
         let task = Some(form.task.trim().to_string())
             .filter(|t| !t.is_empty())

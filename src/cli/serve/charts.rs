@@ -69,7 +69,8 @@ pub(super) struct BenchArm {
 
 /// The arms of the latest bench run in the store (`promptloop bench`), from its
 /// finished evaluation trials (the `--learn` pass's training trials are left out), in the
-/// order the arms first finished a trial.
+/// order the arms first finished a trial. Bench runs are kept in the project's SQLite file
+/// (also when rules are in a team store).
 pub(super) fn bench_arms(store: &SqliteStore) -> Result<Vec<BenchArm>, PageError> {
     let Some(run) = store.latest_bench_run()? else {
         return Ok(Vec::new());
@@ -114,8 +115,16 @@ pub(super) fn bench_arms(store: &SqliteStore) -> Result<Vec<BenchArm>, PageError
         .collect())
 }
 
+/// [`bench_arms`] from the project's SQLite file, when there is one.
+fn local_bench_arms(project_dir: &std::path::Path) -> Result<Vec<BenchArm>, PageError> {
+    if !crate::store::project_db_path(project_dir).exists() {
+        return Ok(Vec::new());
+    }
+    bench_arms(&crate::store::open_project(project_dir)?)
+}
+
 /// Every chart, from what the store holds.
-pub(super) fn all(app: &App, store: &SqliteStore) -> Result<Vec<Chart>, PageError> {
+pub(super) fn all(app: &App, store: &dyn RuleStore) -> Result<Vec<Chart>, PageError> {
     let rules = store.list(&RuleFilter::default())?;
     let failures = store.failures()?;
     let mut history = Vec::new();
@@ -131,7 +140,7 @@ pub(super) fn all(app: &App, store: &SqliteStore) -> Result<Vec<Chart>, PageErro
         attempts_chart(&weeks),
         failures_chart(&failures),
         recurrence_chart(app, &failures),
-        bench_chart(&bench_arms(store)?),
+        bench_chart(&local_bench_arms(&app.project_dir)?),
     ])
 }
 

@@ -142,7 +142,7 @@ fn serve_inner(args: ServeArgs) -> Result<u8, Failure> {
             .map_err(|e| Failure::usage(e.to_string()))?;
     }
     // A store that cannot be opened is reported now, not on the first page.
-    crate::store::open_project(&project_dir).map_err(|e| Failure {
+    crate::store::open_for(&project_dir, &loaded.settings.store).map_err(|e| Failure {
         message: format!("{e:#}"),
         code: EXIT_FAILED,
     })?;

@@ -17,12 +17,11 @@ use crate::cli::report::{MANUAL_TYPES, TYPE_HELP};
 use crate::learn::curate::Curator;
 use crate::rules::file::SECTION_HEADING;
 use crate::store::{
-    FailureStatus, Provenance, RuleFilter, RuleStore, SqliteStore, Status, StoredFailure,
-    StoredRule,
+    FailureStatus, Provenance, RuleFilter, RuleStore, Status, StoredFailure, StoredRule,
 };
 
 /// The curator for the project's store, with the settings' budget and review mode.
-pub(super) fn curator<'a>(app: &App, store: &'a SqliteStore) -> Curator<'a> {
+pub(super) fn curator<'a>(app: &App, store: &'a dyn RuleStore) -> Curator<'a> {
     Curator::for_settings(store, app.project_dir.clone(), &app.loaded.settings.rules)
 }
 
@@ -254,7 +253,7 @@ pub(super) async fn inbox(State(app): State<Arc<App>>, Query(done): Query<Done>)
         let review_mode = app.loaded.settings.rules.review;
         Ok(app
             .page(
-                &store,
+                &*store,
                 "inbox.html",
                 "inbox",
                 "Inbox",
@@ -349,7 +348,7 @@ pub(super) async fn rules(State(app): State<Arc<App>>, Query(q): Query<RulesQuer
             .collect();
         Ok(app
             .page(
-                &store,
+                &*store,
                 "rules.html",
                 "rules",
                 "Rules",
@@ -413,7 +412,7 @@ pub(super) async fn rule(
         let title = format!("Rule {}", r.id);
         Ok(app
             .page(
-                &store,
+                &*store,
                 "rule.html",
                 "rules",
                 &title,
@@ -504,7 +503,7 @@ impl EditForm {
 /// with the rule as the form says (and active).
 pub(super) fn edit_page(
     app: &App,
-    store: &SqliteStore,
+    store: &dyn RuleStore,
     r: &StoredRule,
     form: &EditForm,
     problem: Option<String>,
@@ -559,7 +558,7 @@ pub(super) async fn edit(State(app): State<Arc<App>>, Path(id): Path<String>) ->
     respond(app, move |app| {
         let store = app.store()?;
         let r = store.get(rule_id(&id)?)?;
-        edit_page(app, &store, &r, &EditForm::of(app, &r), None)
+        edit_page(app, &*store, &r, &EditForm::of(app, &r), None)
     })
     .await
 }
@@ -575,7 +574,7 @@ pub(super) async fn failures(State(app): State<Arc<App>>) -> Response {
         let teacher = app.loaded.settings.teacher.mode.as_str();
         Ok(app
             .page(
-                &store,
+                &*store,
                 "failures.html",
                 "failures",
                 "Failures",
@@ -621,7 +620,7 @@ pub(super) async fn failure(State(app): State<Arc<App>>, Path(id): Path<String>)
         let title = format!("Failure {id}");
         Ok(app
             .page(
-                &store,
+                &*store,
                 "failure.html",
                 "failures",
                 &title,
@@ -657,7 +656,7 @@ pub(super) struct ReportForm {
 /// The report page: the form (filled again after a problem).
 pub(super) fn report_page(
     app: &App,
-    store: &SqliteStore,
+    store: &dyn RuleStore,
     form: &ReportForm,
     problem: Option<String>,
 ) -> Result<Response, PageError> {
@@ -691,7 +690,7 @@ pub(super) fn report_page(
 pub(super) async fn report(State(app): State<Arc<App>>) -> Response {
     respond(app, move |app| {
         let store = app.store()?;
-        report_page(app, &store, &ReportForm::default(), None)
+        report_page(app, &*store, &ReportForm::default(), None)
     })
     .await
 }
@@ -743,7 +742,7 @@ pub(super) async fn runs(State(app): State<Arc<App>>) -> Response {
         let strip = charts::attempt_strip(&history);
         Ok(app
             .page(
-                &store,
+                &*store,
                 "runs.html",
                 "runs",
                 "Runs",
@@ -776,7 +775,7 @@ pub(super) async fn run(State(app): State<Arc<App>>, Path(id): Path<String>) -> 
         let title = format!("Run {id}");
         Ok(app
             .page(
-                &store,
+                &*store,
                 "run.html",
                 "runs",
                 &title,
@@ -797,10 +796,10 @@ pub(super) async fn run(State(app): State<Arc<App>>, Path(id): Path<String>) -> 
 pub(super) async fn charts(State(app): State<Arc<App>>) -> Response {
     respond(app, move |app| {
         let store = app.store()?;
-        let charts = charts::all(app, &store)?;
+        let charts = charts::all(app, &*store)?;
         Ok(app
             .page(
-                &store,
+                &*store,
                 "charts.html",
                 "charts",
                 "Charts",

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::App;
 use crate::cli::Failure;
-use crate::store::{FailureStatus, RuleFilter, RuleStore, SqliteStore, Status, StoreError};
+use crate::store::{FailureStatus, RuleFilter, RuleStore, Status, StoreError};
 
 /// The templates, embedded in the binary.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -155,15 +155,18 @@ impl App {
         text.map(|t| self.clean(t))
     }
 
-    /// The project's store, opened for one request.
-    pub(super) fn store(&self) -> Result<SqliteStore, PageError> {
-        Ok(crate::store::open_project(&self.project_dir)?)
+    /// The project's store (its SQLite file, or the team store), opened for one request.
+    pub(super) fn store(&self) -> Result<Box<dyn RuleStore>, PageError> {
+        Ok(crate::store::open_for(
+            &self.project_dir,
+            &self.loaded.settings.store,
+        )?)
     }
 
     /// Renders `template` inside the layout, with the navigation's counts.
     pub(super) fn page(
         &self,
-        store: &SqliteStore,
+        store: &dyn RuleStore,
         template: &str,
         active: &str,
         title: &str,

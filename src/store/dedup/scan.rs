@@ -14,9 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::store::dedup::{self, Reason, Relation};
-use crate::store::{
-    RuleFilter, RuleStore, SqliteStore, Status, StoreChange, StoreError, StoredRule,
-};
+use crate::store::{RuleFilter, RuleStore, Status, StoreChange, StoreError, StoredRule};
 
 /// One rule to merge into another.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -82,7 +80,7 @@ fn find(parent: &mut BTreeMap<String, String>, x: &str) -> String {
 }
 
 /// Finds the merges and conflicts among the active and proposed rules of `store`.
-pub fn plan(store: &SqliteStore) -> Result<Plan, StoreError> {
+pub fn plan(store: &dyn RuleStore) -> Result<Plan, StoreError> {
     let rules = store.list(&RuleFilter {
         statuses: vec![Status::Active, Status::Proposed],
         target: None,
@@ -187,7 +185,7 @@ pub fn plan(store: &SqliteStore) -> Result<Plan, StoreError> {
 }
 
 /// Applies a plan: the store changes, for the log (so `rules undo` can take them back).
-pub fn apply(store: &SqliteStore, plan: &Plan) -> Result<Vec<StoreChange>, StoreError> {
+pub fn apply(store: &dyn RuleStore, plan: &Plan) -> Result<Vec<StoreChange>, StoreError> {
     let mut changes = Vec::new();
     for m in &plan.merges {
         changes.extend(store.merge_rules(&m.keep, &m.absorb)?);

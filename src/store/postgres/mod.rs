@@ -15,17 +15,21 @@ pub mod conninfo;
 mod schema;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use super::dedup::{self, Analysis, Judge, Relation, Thresholds};
-use super::sqlite::{DEFAULT_JUDGE_CALLS, LOOKUP_POSTINGS, failure_keys, started_from_run_id};
+use super::evidence::{Validation, Verdict};
+use super::sqlite::{
+    Candidate, DEFAULT_JUDGE_CALLS, LOOKUP_POSTINGS, ask_judge, failure_keys, started_from_run_id,
+};
 use super::{
-    AttemptRow, FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleFilter, RuleStore,
-    RunRow, Scope, Status, StoreChange, StoreError, StoredFailure, StoredRule, now,
+    AttemptRow, FeedbackCounts, FeedbackEntry, FileChange, LearnOutcome, MergeChange, NewRule,
+    Provenance, RuleEdit, RuleFilter, RuleStore, RunRow, Scope, Status, StoreChange, StoreError,
+    StoredFailure, StoredRule, now,
 };
 use crate::rules::format::{Rule, one_line};
 
@@ -257,46 +261,7 @@ impl PgStore {
         judge: Option<&dyn Judge>,
     ) -> Result<Decision, StoreError> {
         let features = dedup::analyse(&rule.rule, &rule.when);
-        let bound = if judge.is_some() {
-            self.thresholds.unsure
-        } else {
-            self.thresholds.lookup
-        };
-        let mut df = HashMap::new();
-        let docs = docs(tx, owners)?;
-        let found = candidates(
-            tx,
-            owners,
-            &features,
-            bound,
-            docs,
-            &self.thresholds,
-            &mut df,
-        )?;
-        let rarity = |token: &str| dedup::idf(docs, df.get(token).copied().unwrap_or(0).max(1));
-        let mut verdicts: Vec<(Candidate, dedup::Verdict)> = found
-            .into_iter()
-            .map(|c| {
-                let v = dedup::compare(&features, &c.analysis, &rarity, &self.thresholds);
-                (c, v)
-            })
-            .collect();
-        if let Some(judge) = judge {
-            let mut unsure: Vec<usize> = (0..verdicts.len())
-                .filter(|k| verdicts[*k].1.relation == Relation::Borderline)
-                .collect();
-            unsure.sort_by(|x, y| {
-                verdicts[*y]
-                    .1
-                    .similarity
-                    .total_cmp(&verdicts[*x].1.similarity)
-            });
-            for k in unsure.into_iter().take(DEFAULT_JUDGE_CALLS) {
-                if judge.same_rule(&rule.rule, &verdicts[k].0.text) == Some(true) {
-                    verdicts[k].1.relation = Relation::Same;
-                }
-            }
-        }
+        let verdicts = self.verdicts_in(tx, owners, &features, &rule.rule, judge)?;
         let mut same: Option<(u8, f64, String, Status)> = None;
         let mut conflict: Option<(f64, String)> = None;
         for (c, verdict) in verdicts {
@@ -324,6 +289,88 @@ impl PgStore {
             features,
             same: same.map(|(_, sim, id, status)| (sim, id, status)),
             conflict,
+        })
+    }
+
+    /// How the analysed rule `features` relates to the rules of `owners` it may relate to
+    /// (weighted candidate lookup over the token index, compared with rarity weights, the
+    /// judge asked about the closest unsure ones).
+    fn verdicts_in(
+        &self,
+        tx: &mut Tx<'_>,
+        owners: &[String],
+        features: &Analysis,
+        text: &str,
+        judge: Option<&dyn Judge>,
+    ) -> Result<Vec<(Candidate, dedup::Verdict)>, StoreError> {
+        let bound = if judge.is_some() {
+            self.thresholds.unsure
+        } else {
+            self.thresholds.lookup
+        };
+        let mut df = HashMap::new();
+        let docs = docs(tx, owners)?;
+        let found = candidates(tx, owners, features, bound, docs, &self.thresholds, &mut df)?;
+        let rarity = |token: &str| dedup::idf(docs, df.get(token).copied().unwrap_or(0).max(1));
+        let mut verdicts: Vec<(Candidate, dedup::Verdict)> = found
+            .into_iter()
+            .map(|c| {
+                let v = dedup::compare(features, &c.analysis, &rarity, &self.thresholds);
+                (c, v)
+            })
+            .collect();
+        if let Some(judge) = judge {
+            ask_judge(&mut verdicts, text, judge, DEFAULT_JUDGE_CALLS);
+        }
+        Ok(verdicts)
+    }
+
+    /// Adds what `gone` holds (counters, provenance, targets) to `kept`, inside `tx`.
+    fn add_merge(
+        tx: &mut Tx<'_>,
+        kept: &StoredRule,
+        gone: &StoredRule,
+    ) -> Result<MergeChange, StoreError> {
+        let provenance_from: i64 = tx
+            .query_one(
+                "SELECT (COALESCE(MAX(seq), -1) + 1)::BIGINT FROM provenance WHERE rule_id = $1",
+                &[&kept.id],
+            )?
+            .get(0);
+        for p in &gone.provenance {
+            add_provenance(tx, &kept.id, p)?;
+        }
+        let counts = [gone.times_learned, gone.recurrences, gone.times_validated];
+        let last = kept
+            .last_learned_at
+            .clone()
+            .max(gone.last_learned_at.clone());
+        tx.execute(
+            "UPDATE rules SET times_learned = times_learned + $2, recurrences = recurrences + $3,
+                 times_validated = times_validated + $4, last_learned_at = $5, updated_at = $6
+             WHERE id = $1",
+            &[
+                &kept.id,
+                &i64::from(counts[0]),
+                &i64::from(counts[1]),
+                &i64::from(counts[2]),
+                &last,
+                &now(),
+            ],
+        )?;
+        let targets_added: Vec<String> = gone
+            .targets
+            .iter()
+            .filter(|t| !kept.targets.contains(t))
+            .cloned()
+            .collect();
+        add_targets(tx, &kept.id, &targets_added)?;
+        Ok(MergeChange {
+            absorbed: gone.id.clone(),
+            counts,
+            provenance_from,
+            targets_added,
+            undone: false,
         })
     }
 
@@ -510,14 +557,6 @@ fn status_rank(s: Status) -> u8 {
         Status::Proposed => 1,
         Status::Retired => 2,
     }
-}
-
-/// A stored rule the lookup found.
-struct Candidate {
-    id: String,
-    status: Status,
-    analysis: Analysis,
-    text: String,
 }
 
 /// How many rules `owners` hold, for rarity weights.
@@ -1524,10 +1563,291 @@ impl RuleStore for PgStore {
             .collect())
     }
 
-    fn verdicts(&self) -> Result<BTreeMap<String, super::evidence::Validation>, StoreError> {
-        // Validations (`rules validate`) are kept in the SQLite store only.
-        Ok(BTreeMap::new())
+    fn record_validation(&self, v: &Validation) -> Result<i64, StoreError> {
+        let at = if v.at.is_empty() { now() } else { v.at.clone() };
+        let row = self.client.borrow_mut().query_one(
+            "INSERT INTO rule_validations(project, rule_id, at, verdict, trials, with_passed,
+                 without_passed, broken, data)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+            &[
+                &self.project,
+                &v.rule_id,
+                &at,
+                &v.verdict.as_str(),
+                &i32::try_from(v.trials).unwrap_or(i32::MAX),
+                &i32::try_from(v.with_passed).unwrap_or(i32::MAX),
+                &i32::try_from(v.without_passed).unwrap_or(i32::MAX),
+                &to_json(&v.broken),
+                &to_json(&v.detail),
+            ],
+        )?;
+        Ok(row.get(0))
     }
+
+    fn validations(&self, rule_id: Option<&str>) -> Result<Vec<Validation>, StoreError> {
+        // Every validation of a rule this project sees, whichever project ran it.
+        let rows = self.client.borrow_mut().query(
+            "SELECT v.seq, v.rule_id, v.at, v.verdict, v.trials, v.with_passed,
+                    v.without_passed, v.broken, v.data
+             FROM rule_validations v JOIN rules r ON r.id = v.rule_id
+             WHERE r.owner = ANY($1) AND ($2::TEXT IS NULL OR v.rule_id = $2)
+             ORDER BY v.seq",
+            &[&self.visible(), &rule_id],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            let seq: i64 = r.get(0);
+            let verdict: String = r.get(3);
+            let what = format!("validation #{seq}");
+            out.push(Validation {
+                seq,
+                rule_id: r.get(1),
+                at: r.get(2),
+                verdict: Verdict::parse(&verdict).ok_or_else(|| {
+                    StoreError::Corrupt(format!("{what}: unknown verdict {verdict:?}"))
+                })?,
+                trials: count_u32(i64::from(r.get::<_, i32>(4))),
+                with_passed: count_u32(i64::from(r.get::<_, i32>(5))),
+                without_passed: count_u32(i64::from(r.get::<_, i32>(6))),
+                broken: from_json(&what, r.get(7))?,
+                detail: from_json(&what, r.get(8))?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn add_feedback(
+        &self,
+        id: &str,
+        helped: bool,
+        note: Option<&str>,
+        source: &str,
+    ) -> Result<(String, FeedbackCounts), StoreError> {
+        let note = note.map(str::trim).filter(|n| !n.is_empty());
+        let mut client = self.client.borrow_mut();
+        let mut tx = self.begin(&mut client)?;
+        let rule_id = self.resolve(&mut tx.tx, id)?;
+        tx.execute(
+            "INSERT INTO rule_feedback(project, rule_id, helped, note, source, at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&self.project, &rule_id, &helped, &note, &source, &now()],
+        )?;
+        let counts = feedback_counts_of(&mut tx.tx, &rule_id)?;
+        tx.commit()?;
+        Ok((rule_id, counts))
+    }
+
+    fn keep_feedback(&self, entry: &FeedbackEntry) -> Result<(), StoreError> {
+        self.client.borrow_mut().execute(
+            "INSERT INTO rule_feedback(project, rule_id, helped, note, source, at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &self.project,
+                &entry.rule_id,
+                &entry.helped,
+                &entry.note,
+                &entry.source,
+                &entry.at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn feedback_counts(&self, rule_id: &str) -> Result<FeedbackCounts, StoreError> {
+        feedback_counts_of(&mut *self.client.borrow_mut(), rule_id)
+    }
+
+    fn all_feedback_counts(&self) -> Result<HashMap<String, FeedbackCounts>, StoreError> {
+        let rows = self.client.borrow_mut().query(
+            "SELECT f.rule_id, COUNT(*) FILTER (WHERE f.helped), COUNT(*) FILTER (WHERE NOT f.helped)
+             FROM rule_feedback f JOIN rules r ON r.id = f.rule_id
+             WHERE r.owner = ANY($1) GROUP BY f.rule_id",
+            &[&self.visible()],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    FeedbackCounts {
+                        helped: count_u32(r.get(1)),
+                        misled: count_u32(r.get(2)),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    fn feedback_log(&self, rule_id: &str, limit: usize) -> Result<Vec<FeedbackEntry>, StoreError> {
+        let rows = self.client.borrow_mut().query(
+            "SELECT seq, rule_id, helped, note, source, at FROM rule_feedback
+             WHERE rule_id = $1 ORDER BY seq DESC LIMIT $2",
+            &[&rule_id, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| FeedbackEntry {
+                seq: r.get(0),
+                rule_id: r.get(1),
+                helped: r.get(2),
+                note: r.get(3),
+                source: r.get(4),
+                at: r.get(5),
+            })
+            .collect())
+    }
+
+    fn relations(
+        &self,
+        a: &Analysis,
+        text: &str,
+        judge: Option<&dyn Judge>,
+    ) -> Result<Vec<(Candidate, dedup::Verdict)>, StoreError> {
+        let owners = self.visible();
+        let mut client = self.client.borrow_mut();
+        let mut tx = self.begin(&mut client)?;
+        let found = self.verdicts_in(&mut tx, &owners, a, text, judge)?;
+        tx.commit()?;
+        Ok(found)
+    }
+
+    fn flag_conflict(&self, id: &str, with: &str) -> Result<StoreChange, StoreError> {
+        let theirs: String = {
+            let mut client = self.client.borrow_mut();
+            let with = self.resolve(&mut *client, with)?;
+            client
+                .query_one("SELECT rule FROM rules WHERE id = $1", &[&with])?
+                .get(0)
+        };
+        let note = format!("contradicts {with} (\"{theirs}\"); approve one, reject the other");
+        let change = self.set_status(id, Status::Proposed, Some(&note))?;
+        self.client.borrow_mut().execute(
+            "UPDATE rules SET conflicts_with = $2 WHERE id = $1",
+            &[&change.rule_id, &with],
+        )?;
+        Ok(change)
+    }
+
+    fn merge_rules(&self, keep: &str, absorb: &str) -> Result<Vec<StoreChange>, StoreError> {
+        let mut client = self.client.borrow_mut();
+        let keep = self.resolve(&mut *client, keep)?;
+        let absorb = self.resolve(&mut *client, absorb)?;
+        if keep == absorb {
+            return Err(StoreError::Invalid(format!("merge {keep} into itself")));
+        }
+        let mut tx = self.begin(&mut client)?;
+        // Ordered with the learns that could merge into either rule.
+        let owner: String = tx
+            .query_one("SELECT owner FROM rules WHERE id = $1", &[&keep])?
+            .get(0);
+        Self::lock_learn(&mut tx, &owner)?;
+        let kept = Self::load(&mut tx.tx, &keep)?;
+        let gone = Self::load(&mut tx.tx, &absorb)?;
+        let merge = Self::add_merge(&mut tx, &kept, &gone)?;
+        let note = format!("merged into {keep} (promptloop rules dedup)");
+        tx.execute(
+            "UPDATE rules SET status = 'retired', note = $2, updated_at = $3 WHERE id = $1",
+            &[&absorb, &note, &now()],
+        )?;
+        tx.commit()?;
+        Ok(vec![
+            StoreChange {
+                rule_id: keep,
+                status_before: Some(kept.status),
+                status_after: kept.status,
+                text_before: None,
+                merged: Some(merge),
+            },
+            StoreChange {
+                rule_id: absorb,
+                status_before: Some(gone.status),
+                status_after: Status::Retired,
+                text_before: None,
+                merged: None,
+            },
+        ])
+    }
+
+    fn revert_merge(&self, change: &StoreChange) -> Result<StoreChange, StoreError> {
+        let Some(m) = &change.merged else {
+            return Err(StoreError::Invalid(format!(
+                "undo a merge into {}: the change records none",
+                change.rule_id
+            )));
+        };
+        let mut client = self.client.borrow_mut();
+        let mut tx = self.begin(&mut client)?;
+        let kept = Self::load(&mut tx.tx, &change.rule_id)?;
+        let merge = if m.undone {
+            let gone = Self::load(&mut tx.tx, &m.absorbed)?;
+            Self::add_merge(&mut tx, &kept, &gone)?
+        } else {
+            tx.execute(
+                "DELETE FROM provenance WHERE rule_id = $1 AND seq >= $2::BIGINT",
+                &[&kept.id, &m.provenance_from],
+            )?;
+            tx.execute(
+                "UPDATE rules SET times_learned = GREATEST(times_learned - $2, 1),
+                     recurrences = GREATEST(recurrences - $3, 0),
+                     times_validated = GREATEST(times_validated - $4, 0), updated_at = $5
+                 WHERE id = $1",
+                &[
+                    &kept.id,
+                    &i64::from(m.counts[0]),
+                    &i64::from(m.counts[1]),
+                    &i64::from(m.counts[2]),
+                    &now(),
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM rule_targets WHERE rule_id = $1 AND target = ANY($2)",
+                &[&kept.id, &m.targets_added],
+            )?;
+            MergeChange {
+                undone: true,
+                ..m.clone()
+            }
+        };
+        tx.commit()?;
+        Ok(StoreChange {
+            rule_id: kept.id,
+            status_before: Some(kept.status),
+            status_after: kept.status,
+            text_before: None,
+            merged: Some(merge),
+        })
+    }
+
+    fn recurrence_times(&self) -> Result<Vec<String>, StoreError> {
+        // A failure counts once however many rules it recurred for.
+        let rows = self.client.borrow_mut().query(
+            "SELECT f.captured_at FROM failures f
+             WHERE f.project = $1
+               AND EXISTS (SELECT 1 FROM rule_recurrences rr WHERE rr.failure_id = f.id)
+             ORDER BY f.captured_at",
+            &[&self.project],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: String) -> Result<T, StoreError> {
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn feedback_counts_of(
+    client: &mut impl GenericClient,
+    rule_id: &str,
+) -> Result<FeedbackCounts, StoreError> {
+    let r = client.query_one(
+        "SELECT COUNT(*) FILTER (WHERE helped), COUNT(*) FILTER (WHERE NOT helped)
+         FROM rule_feedback WHERE rule_id = $1",
+        &[&rule_id],
+    )?;
+    Ok(FeedbackCounts {
+        helped: count_u32(r.get(0)),
+        misled: count_u32(r.get(1)),
+    })
 }
 
 /// A pause inside the learn transaction, after its writes and before the commit, for the

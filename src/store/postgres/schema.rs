@@ -164,6 +164,33 @@ CREATE TABLE sync_applied (
     r#"
 ALTER TABLE sync_applied ALTER COLUMN rule_id DROP NOT NULL;
 "#,
+    // 4: the rules' evidence beside their counters: validations (`rules validate`) and
+    // feedback (MCP `rule_feedback`), kept with the project that recorded them.
+    r#"
+CREATE TABLE rule_validations (
+    seq            BIGSERIAL PRIMARY KEY,
+    project        TEXT NOT NULL,
+    rule_id        TEXT NOT NULL,
+    at             TEXT NOT NULL,
+    verdict        TEXT NOT NULL,
+    trials         INTEGER NOT NULL,
+    with_passed    INTEGER NOT NULL,
+    without_passed INTEGER NOT NULL,
+    broken         TEXT NOT NULL,
+    data           TEXT NOT NULL
+);
+CREATE INDEX rule_validations_rule ON rule_validations(rule_id, seq);
+CREATE TABLE rule_feedback (
+    seq     BIGSERIAL PRIMARY KEY,
+    project TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    helped  BOOLEAN NOT NULL,
+    note    TEXT,
+    source  TEXT NOT NULL,
+    at      TEXT NOT NULL
+);
+CREATE INDEX rule_feedback_rule ON rule_feedback(rule_id, seq);
+"#,
 ];
 
 /// The schema version this binary writes.
