@@ -1432,3 +1432,54 @@ fn rules_validate_keeps_its_verdict_in_the_team_store() {
     );
     assert!(!project.path.join(".promptloop/promptloop.db").exists());
 }
+
+/// `rules.scope: team` in the config makes a lesson a team rule, seen by another project;
+/// without a team store it is a usage error, and nothing is learned.
+#[test]
+fn rules_scope_team_in_the_config_learns_team_rules() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.create_db("scoped");
+    let project = clone_of("https://github.com/org/one.git");
+    let config = project.config("rules:\n  scope: team\n");
+    let t = teacher(LESSON, 1);
+    let out = writer_cmd(&project, &server, &t, "scoped", &[], "project")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = PgStore::connect(&url, "github.com/org/two", &server.env()).unwrap();
+    let seen = other.list(&RuleFilter::default()).unwrap();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].scope, Scope::Team);
+    assert_eq!(seen[0].rule.rule, LESSON);
+
+    let alone = Project::new();
+    let config = alone.config("rules:\n  scope: team\n");
+    let out = alone
+        .promptloop()
+        .args([
+            "report-failure",
+            "-f",
+            "workflow_error",
+            "-D",
+            "Forgot the lockfile",
+        ])
+        .args(["--teacher", "offline", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rules.scope: team needs a team store"),
+        "{stderr}"
+    );
+    assert!(!alone.path.join(".promptloop/promptloop.db").exists());
+}

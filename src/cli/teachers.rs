@@ -206,6 +206,14 @@ pub(crate) struct Teaching {
 impl Teaching {
     /// Resolves the prompts (exit 2 for a bad `failure_prompts` entry) and the redactor.
     pub(crate) fn new(loaded: &Loaded) -> Result<Teaching, Failure> {
+        if loaded.settings.rules.scope == RuleScope::Team
+            && !crate::store::team_store_set(&loaded.settings.store, &crate::settings::process_env)
+        {
+            return Err(Failure::usage(
+                "rules.scope: team needs a team store: set store.url (or PROMPTLOOP_STORE_URL) \
+                 to a postgres:// URL",
+            ));
+        }
         Ok(Teaching {
             prompts: router(loaded)?,
             redactor: redactor(&loaded.settings)?,
@@ -242,6 +250,7 @@ pub(crate) fn curation(settings: &Settings) -> Curation {
         scope: match r.scope {
             RuleScope::Project => crate::store::Scope::Project,
             RuleScope::Global => crate::store::Scope::Global,
+            RuleScope::Team => crate::store::Scope::Team,
         },
         budget: crate::store::render::Budget {
             lines: r.budget.lines,

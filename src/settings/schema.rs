@@ -437,6 +437,8 @@ closed_enum! {
         Project => "project",
         /// The user's store (every project).
         Global => "global" | "user",
+        /// The team store (`store.url`): every project in the database.
+        Team => "team",
     }
 }
 

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::rules::format::Rule;
 pub use failure::{FailureStatus, Recurrence, StoredFailure};
 pub use legacy::open_project;
-pub use open::{StoreChoice, open_for, project_key, send_queue};
+pub use open::{StoreChoice, open_for, project_key, send_queue, team_store_set};
 pub use sqlite::SqliteStore;
 pub use sqlite::feedback::{FeedbackCounts, FeedbackEntry};
 

@@ -57,6 +57,11 @@ impl StoreChoice {
     }
 }
 
+/// Whether a team store is set (`PROMPTLOOP_STORE_URL` or `store.url`).
+pub fn team_store_set(settings: &StoreSettings, env: &dyn Fn(&str) -> Option<String>) -> bool {
+    env(STORE_URL_ENV).is_some_and(|v| !v.trim().is_empty()) || settings.url.is_some()
+}
+
 /// Opens the store `project_dir` is configured to use.
 pub fn open_for(
     project_dir: &Path,
