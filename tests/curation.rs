@@ -537,3 +537,79 @@ fn an_embeddings_judge_decides_where_the_method_is_unsure_with_a_cache_and_a_bud
         "{body}"
     );
 }
+
+/// `rules.dedup_embeddings` in the config puts the embeddings judge behind every learn:
+/// two wordings the method alone keeps apart are one rule, the token read from the variable
+/// the config names.
+#[test]
+fn rules_dedup_embeddings_in_the_config_judges_what_the_method_is_unsure_of() {
+    let a = (
+        "Escape `$` as `$$` in docker-compose.yml values.",
+        "Writing compose files",
+    );
+    let b = (
+        "In docker-compose.yml, write a literal dollar sign as $$.",
+        "Editing docker-compose.yml",
+    );
+    let embeddings = embeddings_server();
+    let model = FakeAnthropic::start(move |r| {
+        if r.text().contains("first wording") {
+            Reply::text(answer(a.0, a.1))
+        } else {
+            Reply::text(answer(b.0, b.1))
+        }
+    });
+    let learn_both = |config: Option<&str>| {
+        let project = Project::new();
+        for marker in ["first wording", "second wording"] {
+            let mut cmd = project.promptloop();
+            cmd.env("ANTHROPIC_BASE_URL", model.base_url())
+                .env("ANTHROPIC_API_KEY", "test-key")
+                .env("EMBEDDINGS_TOKEN", "emb-secret")
+                .args(["report-failure", "-f", "workflow_error", "-t", "anthropic"])
+                .args(["-D", &format!("The compose file broke ({marker})")]);
+            if let Some(yaml) = config {
+                cmd.arg("--config").arg(project.config(yaml));
+            }
+            let out = cmd.output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        rules(&project)
+    };
+    let apart = learn_both(None);
+    assert_eq!(apart.len(), 2, "the method alone is unsure: {apart:#?}");
+    assert!(embeddings.requests().is_empty());
+    let yaml = format!(
+        "rules:\n  dedup_embeddings:\n    base_url: {}\n    model: nomic-embed-text\n    \
+         api_key_env: EMBEDDINGS_TOKEN\n    max_calls: 2\n",
+        embeddings.base_url()
+    );
+    let judged = learn_both(Some(&yaml));
+    assert_eq!(judged.len(), 1, "{judged:#?}");
+    assert_eq!(judged[0]["times_learned"], 2);
+    let requests = embeddings.requests();
+    assert!(!requests.is_empty());
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Bearer emb-secret")
+    );
+    // A bad value is a configuration error that names the key.
+    let project = Project::new();
+    let out = project
+        .promptloop()
+        .args(["config", "check", "--config"])
+        .arg(project.config("rules:\n  dedup_embeddings:\n    same_cosine: 2\n"))
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rules.dedup_embeddings.same_cosine"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

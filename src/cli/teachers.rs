@@ -242,6 +242,38 @@ impl Teaching {
     }
 }
 
+/// The embeddings judge `rules.dedup_embeddings` sets up, its vectors cached in
+/// `$XDG_CACHE_HOME/promptloop/embeddings.db` (else `~/.cache/…`, else the temp dir).
+fn embeddings(
+    e: &crate::settings::EmbeddingsSettings,
+) -> Option<crate::store::dedup::embed::EmbeddingsConfig> {
+    let base_url = e.base_url.as_deref()?;
+    let env = crate::settings::process_env;
+    let cache_dir = env("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            env("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| std::path::Path::new(&h).join(".cache"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    let mut config = crate::store::dedup::embed::EmbeddingsConfig::new(
+        base_url,
+        &e.model,
+        cache_dir.join("promptloop").join("embeddings.db"),
+    );
+    config.api_key = e
+        .api_key_env
+        .as_deref()
+        .and_then(env)
+        .filter(|k| !k.is_empty());
+    config.same_cosine = e.same_cosine;
+    config.max_calls = e.max_calls;
+    config.timeout = e.timeout;
+    Some(config)
+}
+
 /// How learned rules are kept, from `rules:` (review mode, scope, budget, the dedup judge).
 pub(crate) fn curation(settings: &Settings) -> Curation {
     let r = &settings.rules;
@@ -257,8 +289,7 @@ pub(crate) fn curation(settings: &Settings) -> Curation {
             chars: r.budget.chars,
         },
         judge: r.dedup_judge,
-        // Needs settings keys (rules.dedup_embeddings.*) that settings.rs does not have yet.
-        embeddings: None,
+        embeddings: embeddings(&r.dedup_embeddings),
         user_db: crate::store::user_db_path(&crate::settings::process_env),
         unproven_max_age_days: r.unproven_max_age(),
     }

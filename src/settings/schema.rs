@@ -406,6 +406,44 @@ pub struct RulesSettings {
     /// recurred) stays in the instruction files; then it ages out of them and stays in the
     /// store. 0: never.
     pub unproven_max_age_days: u32,
+    /// An embeddings endpoint that judges the duplicates the method is unsure of (preferred
+    /// over the teacher when set).
+    pub dedup_embeddings: EmbeddingsSettings,
+}
+
+/// `rules.dedup_embeddings:` — an OpenAI-compatible `/v1/embeddings` endpoint (a local
+/// Ollama, llama.cpp, or a hosted API). Off while `base_url` is unset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmbeddingsSettings {
+    /// The server (`http://127.0.0.1:11434`, or a URL ending in `/v1`); unset: no judge.
+    #[serde(deserialize_with = "non_empty_opt")]
+    pub base_url: Option<String>,
+    /// The embedding model.
+    pub model: String,
+    /// Name of the environment variable holding a bearer token, when the server wants one.
+    #[serde(deserialize_with = "non_empty_opt")]
+    pub api_key_env: Option<String>,
+    /// Cosine similarity from which two rules are the same.
+    pub same_cosine: f64,
+    /// Requests one insert may make (texts already embedded come from a cache).
+    pub max_calls: usize,
+    /// Per request.
+    #[serde(with = "seconds")]
+    pub timeout: Duration,
+}
+
+impl Default for EmbeddingsSettings {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            model: "nomic-embed-text".to_string(),
+            api_key_env: None,
+            same_cosine: 0.9,
+            max_calls: 2,
+            timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 impl Default for RulesSettings {
@@ -418,6 +456,7 @@ impl Default for RulesSettings {
             budget: RulesBudget::default(),
             dedup_judge: false,
             unproven_max_age_days: 90,
+            dedup_embeddings: EmbeddingsSettings::default(),
         }
     }
 }

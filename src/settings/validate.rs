@@ -117,6 +117,30 @@ impl Settings {
             ),
             ("store.url", check_store_url(&self.store.url)),
             (
+                "rules.dedup_embeddings.base_url",
+                check_url(&self.rules.dedup_embeddings.base_url),
+            ),
+            (
+                "rules.dedup_embeddings.model",
+                check_non_empty(&self.rules.dedup_embeddings.model),
+            ),
+            (
+                "rules.dedup_embeddings.api_key_env",
+                check_env_name(&self.rules.dedup_embeddings.api_key_env),
+            ),
+            (
+                "rules.dedup_embeddings.same_cosine",
+                check_range(self.rules.dedup_embeddings.same_cosine, 0.5, 1.0),
+            ),
+            (
+                "rules.dedup_embeddings.max_calls",
+                check_range(self.rules.dedup_embeddings.max_calls, 1, 50),
+            ),
+            (
+                "rules.dedup_embeddings.timeout",
+                check_positive(self.rules.dedup_embeddings.timeout),
+            ),
+            (
                 "rules.unproven_max_age_days",
                 check_range(self.rules.unproven_max_age_days, 0, 36_500),
             ),
