@@ -1,5 +1,5 @@
 //! `cargo bench --bench store_postgres`: the team store on PostgreSQL. Insert with dedup
-//! (`RuleStore::learn`) against a project holding 10,000 and 100,000 rules (latency per
+//! (`PgStore::learn_once` with an id, as `run` learns through the team store) against a project holding 10,000 and 100,000 rules (latency per
 //! insert: mean, median, p99), and the throughput of eight concurrent writers (eight
 //! connections, as eight machines would be) learning into the 100,000-rule store.
 //!
@@ -205,6 +205,16 @@ fn reword(rule: &Rule) -> Rule {
     }
 }
 
+/// A learn as `run` makes it on a team store: with an id recorded beside it (so one whose
+/// answer is lost is not applied twice by `store sync`).
+fn learn(store: &PgStore, new: NewRule, id: &str) -> LearnOutcome {
+    let id = format!("bench-{}-{id}", std::process::id());
+    store
+        .learn_once(new, None, Some(&id))
+        .unwrap()
+        .expect("a new id is applied")
+}
+
 fn summary(mut times: Vec<Duration>) -> String {
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -278,7 +288,7 @@ fn main() {
         for i in 0..1000 {
             let rule = synthetic(&mut rng, &vocab, size + i);
             let t = Instant::now();
-            let outcome = store.learn(new_rule(rule, i), None).unwrap();
+            let outcome = learn(&store, new_rule(rule, i), &format!("new-{size}-{i}"));
             new_times.push(t.elapsed());
             added += usize::from(matches!(outcome, LearnOutcome::Added { .. }));
         }
@@ -286,7 +296,11 @@ fn main() {
         let mut merged = 0;
         for (i, rule) in kept.iter().take(1000).enumerate() {
             let t = Instant::now();
-            let outcome = store.learn(new_rule(reword(rule), i), None).unwrap();
+            let outcome = learn(
+                &store,
+                new_rule(reword(rule), i),
+                &format!("dup-{size}-{i}"),
+            );
             dup_times.push(t.elapsed());
             merged += usize::from(matches!(outcome, LearnOutcome::Merged { .. }));
         }
@@ -334,8 +348,12 @@ fn main() {
                 let mut merged = 0;
                 for (i, shared) in shared.iter().enumerate() {
                     let rule = synthetic(&mut rng, &vocab, 1_000_000 + w * 1000 + i);
-                    store.learn(new_rule(rule, i), None).unwrap();
-                    let outcome = store.learn(new_rule(reword(shared), i), None).unwrap();
+                    learn(&store, new_rule(rule, i), &format!("w{w}-new-{i}"));
+                    let outcome = learn(
+                        &store,
+                        new_rule(reword(shared), i),
+                        &format!("w{w}-dup-{i}"),
+                    );
                     merged += usize::from(matches!(outcome, LearnOutcome::Merged { .. }));
                 }
                 merged

@@ -202,6 +202,15 @@ impl PgServer {
         )
     }
 
+    /// The variables that point the binary at database `db`: `PROMPTLOOP_STORE_URL` and
+    /// the password the URL refers to.
+    pub fn store_env(&self, db: &str) -> [(&'static str, String); 2] {
+        [
+            ("PROMPTLOOP_STORE_URL", self.url(db)),
+            (PASSWORD_ENV, self.password.clone()),
+        ]
+    }
+
     /// A URL with the password written in it (for the redaction tests).
     pub fn url_with_password(&self, db: &str) -> String {
         format!(

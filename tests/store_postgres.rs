@@ -1333,10 +1333,7 @@ fn capture_history_stats_mcp_and_serve_use_the_team_store() {
     assert_eq!(stats["rules"][0]["learned"], 2, "{stats}");
 
     // MCP: the rules are the team store's, and feedback is kept there.
-    let env = [
-        ("PROMPTLOOP_STORE_URL", server.url("cmds")),
-        (PASSWORD_ENV, server.password.clone()),
-    ];
+    let env = server.store_env("cmds");
     let mut mcp = crate::mcp::Client::start_in(&project.path, project.home.path(), &[], &env);
     let listed = mcp.ok("list_rules", json!({}));
     assert_eq!(listed["count"], 1, "{listed}");
@@ -1382,10 +1379,7 @@ fn rules_dedup_and_its_undo_work_on_a_team_store() {
     let url = server.create_db("dedup");
     let project = clone_of("https://github.com/org/dedup.git");
     let store = PgStore::connect(&url, "github.com/org/dedup", &server.env()).unwrap();
-    let env = [
-        ("PROMPTLOOP_STORE_URL", server.url("dedup")),
-        (PASSWORD_ENV, server.password.clone()),
-    ];
+    let env = server.store_env("dedup");
     crate::curation::dedup_round_trip(&project, &store, &env);
     assert!(!project.path.join(".promptloop/promptloop.db").exists());
 }
@@ -1404,10 +1398,7 @@ fn rules_validate_keeps_its_verdict_in_the_team_store() {
     let agent = calculator_agent(&project, "helpful");
     let config = calculator_config(&project, &agent);
     let teacher = teacher_with(RULE);
-    let env = [
-        ("PROMPTLOOP_STORE_URL", server.url("validate")),
-        (PASSWORD_ENV, server.password.clone()),
-    ];
+    let env = server.store_env("validate");
     let (id, run) = learn_rule_in(&project, &config, &teacher, &env);
     assert_eq!(run["outcome"], "passed", "{run}");
     let v = crate::evidence::validate_in(&project, &config, &id, &env);
