@@ -265,7 +265,7 @@ fn main() {
         .unwrap_or_else(|| vec![10_000, 100_000]);
     let vocab = vocabulary(3000);
     println!(
-        "promptloop team store (PostgreSQL) benchmark: insert with dedup (RuleStore::learn)\n"
+        "promptloop team store (PostgreSQL) benchmark: insert with dedup (a learn with its id, as `run` makes it)\n"
     );
     println!(
         "{:>8}  {:>8}  {:>23}  {:>23}",

@@ -325,10 +325,15 @@ pub(super) fn store_failure(e: StoreError) -> Failure {
         }
         _ => EXIT_FAILED,
     };
-    Failure {
-        message: e.to_string(),
-        code,
-    }
+    let message = match &e {
+        StoreError::Unreachable(_) => format!(
+            "{e}\nthe rules commands work on the team store itself; the instruction files keep \
+             the rules rendered before (`promptloop run` works offline and `promptloop store \
+             sync` sends what it learned)"
+        ),
+        _ => e.to_string(),
+    };
+    Failure { message, code }
 }
 
 pub(super) fn curate_failure(e: CurateError) -> Failure {

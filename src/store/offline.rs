@@ -552,9 +552,10 @@ impl FallbackStore {
 /// What is said on stderr when the team store cannot be reached.
 pub fn offline_notice(why: &str, waiting: usize) -> String {
     format!(
-        "promptloop: {why}\npromptloop: working offline: the run uses the instruction files as \
-         rendered and .promptloop/{OFFLINE_DB}; each lesson learned is queued ({waiting} \
-         waiting) and `promptloop store sync` (or the next run that reaches the server) sends it"
+        "promptloop: {why}\npromptloop: working offline: from the instruction files as rendered \
+         and .promptloop/{OFFLINE_DB}; each lesson learned is queued ({waiting} waiting), and \
+         `promptloop store sync` (or the next run that reaches the server) sends it with the \
+         failures and runs recorded meanwhile"
     )
 }
 
