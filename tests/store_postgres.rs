@@ -1474,3 +1474,86 @@ fn rules_scope_team_in_the_config_learns_team_rules() {
     );
     assert!(!alone.path.join(".promptloop/promptloop.db").exists());
 }
+
+/// A rule written into the section by hand while the server is unreachable stays in the
+/// file through offline work and reaches the team store with the next connected render.
+#[test]
+fn a_hand_edit_made_while_offline_reaches_the_team_store() {
+    const HAND: &str = "Keep the CSV importer's column names in importers/columns.py.";
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.create_db("hand");
+    let project = clone_of("https://github.com/org/hand.git");
+    let report = |t: &FakeAnthropic| {
+        let out = writer(&project, &server, t, "hand", &[], "project")
+            .wait_with_output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    report(&teacher(LESSON, 1));
+    stop_after_checkpoint(&server, "hand");
+    let file = project.read("CLAUDE.md");
+    let at = file.find(&format!("**Rule**: {LESSON}")).unwrap();
+    let line = file[..at].rfind('\n').map_or(0, |i| i + 1);
+    let edited = format!(
+        "{}- **Rule**: {HAND}\n- **When**: Changing the CSV import.\n- **Why**: Said in review.\n\n{}",
+        &file[..line],
+        &file[line..]
+    );
+    project.write("CLAUDE.md", &edited);
+    report(&teacher(OFFLINE_LESSON, 1));
+    let offline = project.read("CLAUDE.md");
+    assert!(offline.contains(HAND), "{offline}");
+
+    server.start_again();
+    let out = project
+        .promptloop()
+        .envs(server.store_env("hand"))
+        .args(["rules", "render", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pg = PgStore::connect(&url, "github.com/org/hand", &server.env()).unwrap();
+    let rules = pg.list(&RuleFilter::default()).unwrap();
+    let hand = rules
+        .iter()
+        .find(|r| r.rule.rule == HAND)
+        .unwrap_or_else(|| panic!("{rules:#?}"));
+    assert_eq!(hand.status, Status::Active);
+    assert_eq!(hand.provenance[0].failure_type, "hand_edit");
+    let active: Vec<_> = rules
+        .iter()
+        .filter(|r| r.status == Status::Active)
+        .map(|r| r.rule.rule.as_str())
+        .collect();
+    assert_eq!(active.len(), 3, "{rules:#?}");
+    let file = project.read("CLAUDE.md");
+    for text in [HAND, LESSON, OFFLINE_LESSON] {
+        assert!(file.contains(text), "{file}");
+    }
+    // The offline lesson was sent as it was learned (once), not taken for a hand edit.
+    let learned = |text: &str| {
+        pg.list(&RuleFilter::default())
+            .unwrap()
+            .iter()
+            .find(|r| r.rule.rule == text)
+            .map(|r| (r.times_learned, r.provenance[0].failure_type.clone()))
+    };
+    assert_eq!(
+        learned(OFFLINE_LESSON),
+        Some((1, "integration_error".to_string()))
+    );
+    let again = sync_json(&project, &server, "hand");
+    assert_eq!(again["sent"], 0, "{again}");
+    assert_eq!(learned(OFFLINE_LESSON).map(|l| l.0), Some(1));
+    assert_eq!(learned(HAND).map(|l| l.0), Some(1));
+}

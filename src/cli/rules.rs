@@ -281,8 +281,14 @@ impl Opened {
                         .map(|s| Box::new(s) as Box<dyn RuleStore>)
                 }
                 crate::store::StoreChoice::Postgres { url, project } => {
+                    // What was learned offline goes first, so a render's fold of the
+                    // offline-written section finds those rules instead of taking them
+                    // for hand edits.
                     crate::store::postgres::PgStore::connect(&url, &project, &settings::process_env)
-                        .map(|s| Box::new(s) as Box<dyn RuleStore>)
+                        .and_then(|s| {
+                            crate::store::send_queue(&project_dir, &s)?;
+                            Ok(Box::new(s) as Box<dyn RuleStore>)
+                        })
                 }
             }
         }
