@@ -1557,3 +1557,85 @@ fn a_hand_edit_made_while_offline_reaches_the_team_store() {
     assert_eq!(learned(OFFLINE_LESSON).map(|l| l.0), Some(1));
     assert_eq!(learned(HAND).map(|l| l.0), Some(1));
 }
+
+/// Two clones of one repository on a team store, with the real Claude Code: the first learns
+/// the lesson the hard way (two attempts and a teacher call); the second, a fresh clone that
+/// never failed, gets the rule in its CLAUDE.md as its run starts and passes at once.
+#[test]
+fn a_second_clone_starts_with_what_the_first_learned_and_claude_code_passes_first_time() {
+    use crate::e2e_claude::{RULE_TEXT, agent, teacher};
+    use crate::support::fake_anthropic::Request;
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    server.create_db("clones");
+    let model =
+        FakeAnthropic::start(|r: &Request| if r.is_agent() { agent(r) } else { teacher(r) });
+    let run = |project: &Project| {
+        let config = project.config(&format!(
+            "claude:\n  command: {}\n  permission_mode: acceptEdits\n  max_turns: 8\n  \
+             timeout: 120\ntests:\n  command: python3 -m pytest tests -q\n  timeout: 60\n\
+             teacher:\n  mode: anthropic\n  timeout: 30\nlearning:\n  max_retries: 2\n",
+            crate::support::claude_bin().display()
+        ));
+        let output = project
+            .promptloop()
+            .args([
+                "run",
+                "Fix the calculator so its tests pass",
+                "--json",
+                "--config",
+            ])
+            .arg(&config)
+            .envs(model.claude_code_env())
+            .envs(server.store_env("clones"))
+            .timeout(Duration::from_secs(300))
+            .output()
+            .unwrap();
+        let evs = crate::support::events(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}\n{evs:#?}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        evs
+    };
+    let first = Project::calculator();
+    first.git(&["remote", "add", "origin", "git@github.com:org/calc.git"]);
+    let evs = run(&first);
+    let finished = crate::support::of_type(&evs, "run.finished")[0].clone();
+    assert_eq!(finished["attempts"], 2, "{finished}");
+    assert_eq!(crate::support::of_type(&evs, "rule.learned").len(), 1);
+    let teacher_calls = |m: &FakeAnthropic| {
+        m.messages_requests()
+            .into_iter()
+            .filter(|r| !r.is_agent())
+            .count()
+    };
+    assert_eq!(teacher_calls(&model), 1);
+
+    let second = Project::calculator();
+    second.git(&["remote", "add", "origin", "https://github.com/org/calc"]);
+    assert!(!second.read("CLAUDE.md").contains(RULE_TEXT));
+    let evs = run(&second);
+    let finished = crate::support::of_type(&evs, "run.finished")[0].clone();
+    assert_eq!(finished["outcome"], "passed", "{finished}");
+    assert_eq!(finished["attempts"], 1, "{finished}");
+    assert!(crate::support::of_type(&evs, "rule.learned").is_empty());
+    assert_eq!(
+        teacher_calls(&model),
+        1,
+        "the second clone needed no teacher"
+    );
+    assert!(second.read("CLAUDE.md").contains(RULE_TEXT));
+    // The rule reached Claude Code's first request through CLAUDE.md.
+    let agent_requests: Vec<Request> = model
+        .messages_requests()
+        .into_iter()
+        .filter(|r| r.is_agent() && r.cwd().as_deref() == Some(second.path.to_str().unwrap()))
+        .collect();
+    assert!(!agent_requests.is_empty());
+    assert!(agent_requests[0].text().contains(RULE_TEXT));
+    assert!(!second.path.join(".promptloop/promptloop.db").exists());
+}

@@ -306,6 +306,38 @@ fn load_settings(config: Option<&Path>) -> Result<Loaded, Failure> {
     Ok(loaded)
 }
 
+/// With a team store, renders its rules into the run's instruction files before the first
+/// attempt, so a clone or CI runner that never learned a lesson starts with what the team
+/// learned. A render that fails is a warning: the run goes on with the files as they are.
+fn refresh_from_team_store(
+    record: &Record,
+    project_dir: &Path,
+    settings: &Settings,
+    rules: &crate::rules::RulesTargets,
+) {
+    if !crate::store::team_store_set(&settings.store, &settings::process_env) {
+        return;
+    }
+    let curator = crate::learn::curate::Curator::for_settings(
+        record.store(),
+        project_dir.to_path_buf(),
+        &settings.rules,
+    );
+    for path in rules.paths() {
+        let target = curator.target(&path);
+        match curator.sync(&target, "rendered from the team store as a run starts", &[]) {
+            Ok(report) if report.written => {
+                tracing::info!("{} rendered from the team store", target.key);
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "warning: {} was not rendered from the team store: {e}",
+                target.key
+            ),
+        }
+    }
+}
+
 /// The store the settings choose for `project_dir`: its SQLite file, or the team store
 /// (working offline when the server cannot be reached; see `store::open_for`).
 fn open_store(
@@ -471,6 +503,7 @@ fn run_inner(args: RunArgs, json: bool) -> Result<u8, Failure> {
         .map_err(|e| Failure::usage(e.to_string()))?;
     let record = Record::open_with(&project_dir, &settings.store)
         .map_err(|e| Failure::usage(e.to_string()))?;
+    refresh_from_team_store(&record, &project_dir, &settings, &rules);
     let cancel = CancelToken::new();
     install_interrupt(&cancel);
     let plan = RunPlan {
