@@ -297,6 +297,35 @@ pub struct StoreChange {
     pub merged: Option<MergeChange>,
 }
 
+impl StoreChange {
+    /// A status change of `rule_id`.
+    pub fn status(rule_id: String, before: Status, after: Status) -> StoreChange {
+        StoreChange {
+            rule_id,
+            status_before: Some(before),
+            status_after: after,
+            text_before: None,
+            merged: None,
+        }
+    }
+
+    /// An edit of `rule_id` (status `status`) whose text was `before`.
+    pub fn edited(rule_id: String, status: Status, before: Rule) -> StoreChange {
+        StoreChange {
+            text_before: Some(before),
+            ..StoreChange::status(rule_id, status, status)
+        }
+    }
+
+    /// `merge` into `rule_id` (status `status`), or its undo.
+    pub fn merge(rule_id: String, status: Status, merge: MergeChange) -> StoreChange {
+        StoreChange {
+            merged: Some(merge),
+            ..StoreChange::status(rule_id, status, status)
+        }
+    }
+}
+
 /// What merging a stored rule into another added to the rule kept, so undo can take it
 /// back (and undoing the undo can add it again).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -943,13 +943,7 @@ impl RuleStore for SqliteStore {
              WHERE id = ?1",
             params![id, status.as_str(), note, stamp],
         )?;
-        Ok(StoreChange {
-            rule_id: id,
-            status_before: Some(before),
-            status_after: status,
-            text_before: None,
-            merged: None,
-        })
+        Ok(StoreChange::status(id, before, status))
     }
 
     fn edit(&self, id: &str, edit: &RuleEdit) -> Result<StoreChange, StoreError> {
@@ -999,13 +993,7 @@ impl RuleStore for SqliteStore {
             self.add_targets(&id, targets)?;
         }
         tx.commit()?;
-        Ok(StoreChange {
-            rule_id: id,
-            status_before: Some(current.status),
-            status_after: current.status,
-            text_before: Some(current.rule),
-            merged: None,
-        })
+        Ok(StoreChange::edited(id, current.status, current.rule))
     }
 
     fn ranked_for_target(&self, target: &str) -> Result<Vec<StoredRule>, StoreError> {
@@ -1458,16 +1446,7 @@ impl RuleStore for SqliteStore {
         let note = format!("merged into {keep} (promptloop rules dedup)");
         let retired = self.set_status(&absorb, Status::Retired, Some(&note))?;
         tx.commit()?;
-        Ok(vec![
-            StoreChange {
-                rule_id: keep,
-                status_before: Some(kept.status),
-                status_after: kept.status,
-                text_before: None,
-                merged: Some(merge),
-            },
-            retired,
-        ])
+        Ok(vec![StoreChange::merge(keep, kept.status, merge), retired])
     }
 
     fn revert_merge(&self, change: &StoreChange) -> Result<StoreChange, StoreError> {
@@ -1506,13 +1485,7 @@ impl RuleStore for SqliteStore {
             }
         };
         tx.commit()?;
-        Ok(StoreChange {
-            rule_id: kept.id,
-            status_before: Some(kept.status),
-            status_after: kept.status,
-            text_before: None,
-            merged: Some(merge),
-        })
+        Ok(StoreChange::merge(kept.id, kept.status, merge))
     }
 }
 

@@ -1246,13 +1246,7 @@ impl RuleStore for PgStore {
             &[&id, &status.as_str(), &note, &now()],
         )?;
         tx.commit()?;
-        Ok(StoreChange {
-            rule_id: id,
-            status_before: Some(before),
-            status_after: status,
-            text_before: None,
-            merged: None,
-        })
+        Ok(StoreChange::status(id, before, status))
     }
 
     fn edit(&self, id: &str, edit: &RuleEdit) -> Result<StoreChange, StoreError> {
@@ -1303,13 +1297,7 @@ impl RuleStore for PgStore {
             add_targets(&mut tx, &id, targets)?;
         }
         tx.commit()?;
-        Ok(StoreChange {
-            rule_id: id,
-            status_before: Some(current.status),
-            status_after: current.status,
-            text_before: Some(current.rule),
-            merged: None,
-        })
+        Ok(StoreChange::edited(id, current.status, current.rule))
     }
 
     fn ranked_for_target(&self, target: &str) -> Result<Vec<StoredRule>, StoreError> {
@@ -1751,20 +1739,8 @@ impl RuleStore for PgStore {
         )?;
         tx.commit()?;
         Ok(vec![
-            StoreChange {
-                rule_id: keep,
-                status_before: Some(kept.status),
-                status_after: kept.status,
-                text_before: None,
-                merged: Some(merge),
-            },
-            StoreChange {
-                rule_id: absorb,
-                status_before: Some(gone.status),
-                status_after: Status::Retired,
-                text_before: None,
-                merged: None,
-            },
+            StoreChange::merge(keep, kept.status, merge),
+            StoreChange::status(absorb, gone.status, Status::Retired),
         ])
     }
 
@@ -1809,13 +1785,7 @@ impl RuleStore for PgStore {
             }
         };
         tx.commit()?;
-        Ok(StoreChange {
-            rule_id: kept.id,
-            status_before: Some(kept.status),
-            status_after: kept.status,
-            text_before: None,
-            merged: Some(merge),
-        })
+        Ok(StoreChange::merge(kept.id, kept.status, merge))
     }
 
     fn recurrence_times(&self) -> Result<Vec<String>, StoreError> {
