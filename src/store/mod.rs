@@ -22,6 +22,7 @@ pub mod offline;
 mod open;
 pub mod postgres;
 pub mod render;
+mod run_event;
 pub mod search;
 pub mod sqlite;
 pub mod transfer;

@@ -678,10 +678,6 @@ impl SqliteStore {
         }
         Ok(out)
     }
-
-    fn event_str<'a>(event: &'a serde_json::Value, key: &str) -> Option<&'a str> {
-        event.get(key).and_then(|v| v.as_str())
-    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -1168,120 +1164,115 @@ impl RuleStore for SqliteStore {
     }
 
     fn record_event(&self, run_id: &str, event: &serde_json::Value) -> Result<(), StoreError> {
-        let kind = Self::event_str(event, "type").unwrap_or("unknown");
+        use super::run_event::{self, RowUpdate};
+        let (kind, update) = run_event::read(run_id, event);
         let tx = self.write_tx()?;
         self.conn.execute(
             "INSERT INTO events(run_id, seq, type, data)
              VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?1), ?2, ?3)",
             params![run_id, kind, event.to_string()],
         )?;
-        let attempt = event.get("attempt").and_then(|v| v.as_i64());
-        let count = |key: &str| {
-            event
-                .get(key)
-                .and_then(|v| v.as_array())
-                .map_or(0, |a| a.len() as i64)
-        };
-        match kind {
-            "run.started" => {
-                self.conn.execute(
+        let c = &self.conn;
+        match update {
+            RowUpdate::RunStarted {
+                task,
+                agent,
+                teacher,
+                rules_file,
+                started_at,
+            } => {
+                c.execute(
                     "INSERT INTO runs(id, task, agent, teacher, rules_file, started_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT(id) DO UPDATE SET task = excluded.task",
-                    params![
-                        run_id,
-                        Self::event_str(event, "task").unwrap_or_default(),
-                        Self::event_str(event, "agent"),
-                        Self::event_str(event, "teacher"),
-                        Self::event_str(event, "rules_file"),
-                        started_from_run_id(run_id).unwrap_or_else(now),
-                    ],
+                    params![run_id, task, agent, teacher, rules_file, started_at],
                 )?;
             }
-            "attempt.started" => {
-                self.conn.execute(
+            RowUpdate::AttemptStarted { attempt } => {
+                c.execute(
                     "INSERT OR IGNORE INTO attempts(run_id, attempt) VALUES (?1, ?2)",
                     params![run_id, attempt],
                 )?;
             }
-            "agent.finished" => {
-                let status = event
-                    .get("outcome")
-                    .and_then(|o| o.get("status"))
-                    .and_then(|s| s.as_str());
-                self.conn.execute(
+            RowUpdate::AgentFinished {
+                attempt,
+                status,
+                changed_files,
+            } => {
+                c.execute(
                     "UPDATE attempts SET agent_status = ?3, changed_files = ?4
                      WHERE run_id = ?1 AND attempt = ?2",
-                    params![run_id, attempt, status, count("changed_files")],
+                    params![run_id, attempt, status, changed_files],
                 )?;
             }
-            "tests.finished" => {
-                let outcome = event
-                    .get("tests")
-                    .and_then(|t| t.get("outcome"))
-                    .and_then(|s| s.as_str());
-                self.conn.execute(
+            RowUpdate::TestsFinished {
+                attempt,
+                outcome,
+                failing,
+            } => {
+                c.execute(
                     "UPDATE attempts SET tests_outcome = ?3, failing = ?4
                      WHERE run_id = ?1 AND attempt = ?2",
-                    params![run_id, attempt, outcome, count("failing")],
+                    params![run_id, attempt, outcome, failing],
                 )?;
             }
-            "failure.captured" => {
-                self.conn.execute(
+            RowUpdate::FailureCaptured {
+                attempt,
+                failure_id,
+            } => {
+                c.execute(
                     "UPDATE attempts SET failure_id = ?3 WHERE run_id = ?1 AND attempt = ?2",
-                    params![run_id, attempt, Self::event_str(event, "failure_id")],
+                    params![run_id, attempt, failure_id],
                 )?;
             }
-            "rule.learned" => {
-                self.conn.execute(
-                    "UPDATE attempts SET rule_id = ?3
-                     WHERE run_id = ?1 AND failure_id = ?2",
-                    params![
-                        run_id,
-                        Self::event_str(event, "failure_id"),
-                        Self::event_str(event, "rule_id"),
-                    ],
+            RowUpdate::RuleLearned {
+                failure_id,
+                rule_id,
+            } => {
+                c.execute(
+                    "UPDATE attempts SET rule_id = ?3 WHERE run_id = ?1 AND failure_id = ?2",
+                    params![run_id, failure_id, rule_id],
                 )?;
             }
-            "attempt.reverted" => {
-                self.conn.execute(
+            RowUpdate::AttemptReverted { attempt } => {
+                c.execute(
                     "UPDATE attempts SET reverted = 1 WHERE run_id = ?1 AND attempt = ?2",
                     params![run_id, attempt],
                 )?;
             }
-            "run.finished" => {
-                let num = |key: &str| event.get(key).and_then(|v| v.as_u64()).unwrap_or(0) as i64;
-                let outcome = Self::event_str(event, "outcome");
-                self.conn.execute(
+            RowUpdate::RunFinished {
+                outcome,
+                attempts,
+                rules_learned,
+                pending,
+                cost_usd,
+                duration_ms,
+                message,
+            } => {
+                c.execute(
                     "UPDATE runs SET outcome = ?2, attempts = ?3, rules_learned = ?4, pending = ?5,
                          cost_usd = ?6, duration_ms = ?7, message = ?8 WHERE id = ?1",
                     params![
                         run_id,
                         outcome,
-                        num("attempts"),
-                        num("rules_learned"),
-                        num("pending"),
-                        event
-                            .get("cost_usd")
-                            .and_then(|v| v.as_f64())
-                            .unwrap_or(0.0),
-                        event
-                            .get("duration_ms")
-                            .and_then(|v| v.as_u64())
-                            .map(|v| v as i64),
-                        Self::event_str(event, "message"),
+                        attempts,
+                        rules_learned,
+                        pending,
+                        cost_usd,
+                        duration_ms,
+                        message
                     ],
                 )?;
                 if outcome == Some("passed") {
                     // The run passed after learning these: evidence that they help.
-                    self.conn.execute(
+                    c.execute(
                         "UPDATE rules SET times_validated = times_validated + 1
                          WHERE id IN (SELECT DISTINCT rule_id FROM provenance WHERE run_id = ?1)",
                         [run_id],
                     )?;
                 }
             }
-            _ => {}
+            RowUpdate::Nothing => {}
         }
         tx.commit()?;
         Ok(())

@@ -23,9 +23,7 @@ use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use super::dedup::{self, Analysis, Judge, Relation, Thresholds};
 use super::evidence::{Validation, Verdict};
-use super::sqlite::{
-    Candidate, DEFAULT_JUDGE_CALLS, LOOKUP_POSTINGS, ask_judge, failure_keys, started_from_run_id,
-};
+use super::sqlite::{Candidate, DEFAULT_JUDGE_CALLS, LOOKUP_POSTINGS, ask_judge, failure_keys};
 use super::{
     AttemptRow, FeedbackCounts, FeedbackEntry, FileChange, LearnOutcome, MergeChange, NewRule,
     Provenance, RuleEdit, RuleFilter, RuleStore, RunRow, Scope, Status, StoreChange, StoreError,
@@ -865,10 +863,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
 }
 
-fn event_str<'a>(event: &'a serde_json::Value, key: &str) -> Option<&'a str> {
-    event.get(key).and_then(|v| v.as_str())
-}
-
 impl PgStore {
     /// Learns `new` as [`RuleStore::learn`] does; with `queue_id` (a lesson learned while the
     /// server was unreachable) only once: the id is recorded in `sync_applied` in the same
@@ -994,7 +988,8 @@ impl PgStore {
         run_id: &str,
         event: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let kind = event_str(event, "type").unwrap_or("unknown");
+        use super::run_event::{self, RowUpdate};
+        let (kind, update) = run_event::read(run_id, event);
         let p = &self.project;
         tx.execute(
             "INSERT INTO events(project, run_id, seq, type, data)
@@ -1002,15 +997,14 @@ impl PgStore {
                               WHERE project = $1 AND run_id = $2), $3, $4)",
             &[p, &run_id, &kind, &event.to_string()],
         )?;
-        let attempt = event.get("attempt").and_then(|v| v.as_i64());
-        let count = |key: &str| {
-            event
-                .get(key)
-                .and_then(|v| v.as_array())
-                .map_or(0, |a| a.len() as i64)
-        };
-        match kind {
-            "run.started" => {
+        match update {
+            RowUpdate::RunStarted {
+                task,
+                agent,
+                teacher,
+                rules_file,
+                started_at,
+            } => {
                 tx.execute(
                     "INSERT INTO runs(project, id, task, agent, teacher, rules_file, started_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -1018,72 +1012,79 @@ impl PgStore {
                     &[
                         p,
                         &run_id,
-                        &event_str(event, "task").unwrap_or_default(),
-                        &event_str(event, "agent"),
-                        &event_str(event, "teacher"),
-                        &event_str(event, "rules_file"),
-                        &started_from_run_id(run_id).unwrap_or_else(now),
+                        &task,
+                        &agent,
+                        &teacher,
+                        &rules_file,
+                        &started_at,
                     ],
                 )?;
             }
-            "attempt.started" => {
+            RowUpdate::AttemptStarted { attempt } => {
                 tx.execute(
                     "INSERT INTO attempts(project, run_id, attempt) VALUES ($1, $2, $3)
                      ON CONFLICT DO NOTHING",
                     &[p, &run_id, &attempt],
                 )?;
             }
-            "agent.finished" => {
-                let status = event
-                    .get("outcome")
-                    .and_then(|o| o.get("status"))
-                    .and_then(|s| s.as_str());
+            RowUpdate::AgentFinished {
+                attempt,
+                status,
+                changed_files,
+            } => {
                 tx.execute(
                     "UPDATE attempts SET agent_status = $4, changed_files = $5
                      WHERE project = $1 AND run_id = $2 AND attempt = $3",
-                    &[p, &run_id, &attempt, &status, &count("changed_files")],
+                    &[p, &run_id, &attempt, &status, &changed_files],
                 )?;
             }
-            "tests.finished" => {
-                let outcome = event
-                    .get("tests")
-                    .and_then(|t| t.get("outcome"))
-                    .and_then(|s| s.as_str());
+            RowUpdate::TestsFinished {
+                attempt,
+                outcome,
+                failing,
+            } => {
                 tx.execute(
                     "UPDATE attempts SET tests_outcome = $4, failing = $5
                      WHERE project = $1 AND run_id = $2 AND attempt = $3",
-                    &[p, &run_id, &attempt, &outcome, &count("failing")],
+                    &[p, &run_id, &attempt, &outcome, &failing],
                 )?;
             }
-            "failure.captured" => {
+            RowUpdate::FailureCaptured {
+                attempt,
+                failure_id,
+            } => {
                 tx.execute(
                     "UPDATE attempts SET failure_id = $4
                      WHERE project = $1 AND run_id = $2 AND attempt = $3",
-                    &[p, &run_id, &attempt, &event_str(event, "failure_id")],
+                    &[p, &run_id, &attempt, &failure_id],
                 )?;
             }
-            "rule.learned" => {
+            RowUpdate::RuleLearned {
+                failure_id,
+                rule_id,
+            } => {
                 tx.execute(
                     "UPDATE attempts SET rule_id = $4
                      WHERE project = $1 AND run_id = $2 AND failure_id = $3",
-                    &[
-                        p,
-                        &run_id,
-                        &event_str(event, "failure_id"),
-                        &event_str(event, "rule_id"),
-                    ],
+                    &[p, &run_id, &failure_id, &rule_id],
                 )?;
             }
-            "attempt.reverted" => {
+            RowUpdate::AttemptReverted { attempt } => {
                 tx.execute(
                     "UPDATE attempts SET reverted = TRUE
                      WHERE project = $1 AND run_id = $2 AND attempt = $3",
                     &[p, &run_id, &attempt],
                 )?;
             }
-            "run.finished" => {
-                let num = |key: &str| event.get(key).and_then(|v| v.as_u64()).unwrap_or(0) as i64;
-                let outcome = event_str(event, "outcome");
+            RowUpdate::RunFinished {
+                outcome,
+                attempts,
+                rules_learned,
+                pending,
+                cost_usd,
+                duration_ms,
+                message,
+            } => {
                 tx.execute(
                     "UPDATE runs SET outcome = $3, attempts = $4, rules_learned = $5,
                          pending = $6, cost_usd = $7, duration_ms = $8, message = $9
@@ -1092,18 +1093,12 @@ impl PgStore {
                         p,
                         &run_id,
                         &outcome,
-                        &num("attempts"),
-                        &num("rules_learned"),
-                        &num("pending"),
-                        &event
-                            .get("cost_usd")
-                            .and_then(|v| v.as_f64())
-                            .unwrap_or(0.0),
-                        &event
-                            .get("duration_ms")
-                            .and_then(|v| v.as_u64())
-                            .map(|v| v as i64),
-                        &event_str(event, "message"),
+                        &attempts,
+                        &rules_learned,
+                        &pending,
+                        &cost_usd,
+                        &duration_ms,
+                        &message,
                     ],
                 )?;
                 if outcome == Some("passed") {
@@ -1115,7 +1110,7 @@ impl PgStore {
                     )?;
                 }
             }
-            _ => {}
+            RowUpdate::Nothing => {}
         }
         Ok(())
     }
