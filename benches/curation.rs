@@ -9,11 +9,17 @@
 //! Each pair is scored with the rarity weights of the rules of its own file, as a store
 //! holding them would weigh them. `-- --errors` lists the pairs the method gets wrong;
 //! `-- --only dev` (or `held-out`, `older`) scores one set.
+//!
+//! With `PROMPTLOOP_BENCH_EMBEDDINGS_URL` (an OpenAI-compatible server, e.g. a local Ollama
+//! at `http://127.0.0.1:11434`; model `PROMPTLOOP_BENCH_EMBEDDINGS_MODEL`, default
+//! `nomic-embed-text`) the pairs the method is unsure of are put to that embeddings judge, as
+//! `rules.dedup_embeddings` does at insert, and the figures are the method's with the judge.
 
 use std::path::Path;
 
-use promptloop::store::dedup::Thresholds;
+use promptloop::store::dedup::embed::{EmbeddingJudge, EmbeddingsConfig};
 use promptloop::store::dedup::eval::{self, Scored};
+use promptloop::store::dedup::{Judge, Thresholds};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -37,6 +43,24 @@ fn main() {
         ),
     ];
     println!("promptloop curation: merge and conflict detection on labelled rule pairs\n");
+    let cache = std::env::temp_dir().join(format!("promptloop-bench-{}", std::process::id()));
+    let judge = std::env::var("PROMPTLOOP_BENCH_EMBEDDINGS_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .map(|url| {
+            let model = std::env::var("PROMPTLOOP_BENCH_EMBEDDINGS_MODEL")
+                .unwrap_or_else(|_| "nomic-embed-text".into());
+            println!("judge: embeddings {model} at {url}\n");
+            let config = EmbeddingsConfig {
+                max_calls: usize::MAX >> 1,
+                ..EmbeddingsConfig::new(&url, &model, cache.join("embeddings.db"))
+            };
+            EmbeddingJudge::new(config).unwrap_or_else(|e| {
+                eprintln!("the embeddings judge: {e}");
+                std::process::exit(2);
+            })
+        });
+    let judge = judge.as_ref().map(|j| j as &dyn Judge);
     for (title, file) in sets {
         if only.as_deref().is_some_and(|o| !title.starts_with(o)) {
             continue;
@@ -55,7 +79,7 @@ fn main() {
                 std::process::exit(2);
             }
         };
-        let (confusion, scored) = eval::score(&pairs, &Thresholds::default());
+        let (confusion, scored) = eval::score_with(&pairs, &Thresholds::default(), judge);
         print!("{}", confusion.table(&format!("{title}: {file}")));
         let asymmetric = scored.iter().filter(|s| s.reverse.is_some()).count();
         println!("  verdicts that change when the pair is swapped: {asymmetric}");

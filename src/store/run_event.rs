@@ -55,6 +55,13 @@ pub(crate) enum RowUpdate<'e> {
     Nothing,
 }
 
+/// A run id made by `record::new_id` starts with its local start time.
+fn started_from_run_id(id: &str) -> Option<String> {
+    let stamp = id.get(..15)?;
+    let t = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%d-%H%M%S").ok()?;
+    Some(t.format("%Y-%m-%dT%H:%M:%S").to_string())
+}
+
 /// The event's `type` (`unknown` without one) and the row change it makes.
 pub(crate) fn read<'e>(run_id: &str, event: &'e Value) -> (&'e str, RowUpdate<'e>) {
     let text = |key: &str| event.get(key).and_then(|v| v.as_str());
@@ -73,7 +80,7 @@ pub(crate) fn read<'e>(run_id: &str, event: &'e Value) -> (&'e str, RowUpdate<'e
             agent: text("agent"),
             teacher: text("teacher"),
             rules_file: text("rules_file"),
-            started_at: super::sqlite::started_from_run_id(run_id).unwrap_or_else(super::now),
+            started_at: started_from_run_id(run_id).unwrap_or_else(super::now),
         },
         "attempt.started" => RowUpdate::AttemptStarted { attempt },
         "agent.finished" => RowUpdate::AgentFinished {

@@ -735,13 +735,6 @@ fn status_rank(s: Status) -> u8 {
     }
 }
 
-/// A run id made by `record::new_id` starts with its local start time.
-pub(super) fn started_from_run_id(id: &str) -> Option<String> {
-    let stamp = id.get(..15)?;
-    let t = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%d-%H%M%S").ok()?;
-    Some(t.format("%Y-%m-%dT%H:%M:%S").to_string())
-}
-
 /// The keys that identify "the same failure" again: its fingerprints; for records without
 /// them, its failing test ids, or (a plain test command) the same command failing on the
 /// same task.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Analysis, Rarity, Relation, Thresholds, Verdict, analyse, compare};
+use super::{Analysis, Judge, Rarity, Relation, Thresholds, Verdict, analyse, compare};
 
 /// A rule as the labelled pairs give it.
 #[derive(Clone, Debug, Deserialize)]
@@ -195,6 +195,16 @@ pub fn read_pairs(text: &str) -> Result<Vec<Pair>, String> {
 /// Scores `pairs` with the rarity of their own rules (as a store holding them would weigh
 /// them): the confusion matrix and every pair's verdict.
 pub fn score(pairs: &[Pair], t: &Thresholds) -> (Confusion, Vec<Scored>) {
+    score_with(pairs, t, None)
+}
+
+/// [`score`] with a judge asked about the pairs the method is unsure of, as the store asks
+/// it at insert: one it says are the same rule is merged.
+pub fn score_with(
+    pairs: &[Pair],
+    t: &Thresholds,
+    judge: Option<&dyn Judge>,
+) -> (Confusion, Vec<Scored>) {
     let analysed: Vec<(Analysis, Analysis)> = pairs
         .iter()
         .map(|p| (analyse(&p.a.rule, &p.a.when), analyse(&p.b.rule, &p.b.when)))
@@ -204,8 +214,13 @@ pub fn score(pairs: &[Pair], t: &Thresholds) -> (Confusion, Vec<Scored>) {
     let mut confusion = Confusion::default();
     let mut scored = Vec::with_capacity(pairs.len());
     for (p, (a, b)) in pairs.iter().zip(&analysed) {
-        let verdict = compare(a, b, &weight, t);
+        let mut verdict = compare(a, b, &weight, t);
         let back = compare(b, a, &weight, t);
+        if verdict.relation == Relation::Borderline
+            && judge.is_some_and(|j| j.same_rule(&p.a.rule, &p.b.rule) == Some(true))
+        {
+            verdict.relation = Relation::Same;
+        }
         let label = LABELS.iter().position(|l| *l == p.label).unwrap_or(1);
         confusion.add(label, verdict.relation);
         let reach =
@@ -229,4 +244,45 @@ pub fn by<F: Fn(&Pair) -> String>(scored: &[Scored], key: F) -> BTreeMap<String,
         e.1 += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A judge that calls every pair it is asked about the same rule, and counts them.
+    struct Yes(std::cell::Cell<usize>);
+
+    impl Judge for Yes {
+        fn same_rule(&self, _: &str, _: &str) -> Option<bool> {
+            self.0.set(self.0.get() + 1);
+            Some(true)
+        }
+    }
+
+    #[test]
+    fn a_judge_is_asked_about_the_unsure_pairs_only_and_merges_those_it_calls_the_same() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/curation/dev.jsonl"
+        ))
+        .unwrap();
+        let pairs = read_pairs(&text).unwrap();
+        let t = Thresholds::default();
+        let (_, alone) = score(&pairs, &t);
+        let unsure = alone
+            .iter()
+            .filter(|s| s.verdict.relation == Relation::Borderline)
+            .count();
+        assert!(unsure > 0);
+        let yes = Yes(std::cell::Cell::new(0));
+        let (_, judged) = score_with(&pairs, &t, Some(&yes));
+        assert_eq!(yes.0.get(), unsure);
+        for (a, j) in alone.iter().zip(&judged) {
+            match a.verdict.relation {
+                Relation::Borderline => assert_eq!(j.verdict.relation, Relation::Same),
+                other => assert_eq!(j.verdict.relation, other),
+            }
+        }
+    }
 }
