@@ -1,4 +1,5 @@
-//! `promptloop store check | repair | reset`: a store that cannot be read.
+//! `promptloop store check | repair | reset` (a store that cannot be read), `migrate` (to a
+//! team store and back) and `sync` (what was done offline).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,10 +23,17 @@ into a new store, then the rows of the newest backup that it lacks; rows on dama
 that the backup does not have are lost. A store written by a newer promptloop is left as it
 is. Stop other promptloop processes of the project first.
 
+A team store (store.url: postgres://…, or PROMPTLOOP_STORE_URL) is filled from the SQLite file
+by migrate --to URL and copied back by migrate --to sqlite; sync sends what was learned and
+recorded while its server could not be reached. See docs/team-store.md.
+
 Examples:
   promptloop store check
   promptloop store repair -d ~/src/app
-  promptloop store reset --global --force";
+  promptloop store reset --global --force
+  promptloop store migrate --to 'postgres://app:${PG_PASS}@db.internal/rules'
+  promptloop store migrate --to sqlite --replace
+  promptloop store sync --json";
 
 /// `promptloop store …`.
 #[derive(Debug, Subcommand)]
