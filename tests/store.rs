@@ -840,7 +840,13 @@ fn eight_processes_learning_at_once_all_land() {
     }
     let rules = rules_json(&p, &["list"]);
     let rules = rules.as_array().unwrap();
-    assert_eq!(rules.len(), 8, "{rules:#?}");
+    assert_eq!(
+        rules.len(),
+        8,
+        "{rules:#?}\nevery rule: {:#}\nthe file log: {:#}",
+        rules_json(&p, &["list", "--status", "all"]),
+        rules_json(&p, &["log"])
+    );
     let claude_md = p.read("CLAUDE.md");
     assert!(
         claude_md.starts_with("# Team notes\n\nBe kind.\n"),

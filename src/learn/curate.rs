@@ -274,22 +274,108 @@ impl<'a> Curator<'a> {
         Ok(true)
     }
 
+    /// Where this clone keeps the body it last wrote into `target`'s section, and the lock
+    /// its renders of that target take: `.promptloop/rendered/` (`None` without a record
+    /// folder).
+    fn written_path(&self, target: &Target, ext: &str) -> Option<PathBuf> {
+        let dir = self.project_dir.join(crate::store::DIR_NAME);
+        if !dir.is_dir() {
+            return None;
+        }
+        let name: String = target
+            .key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Some(dir.join("rendered").join(format!("{name}.{ext}")))
+    }
+
+    /// The body this clone last wrote into `target`'s section, if it keeps one.
+    fn written(&self, target: &Target) -> Option<String> {
+        std::fs::read_to_string(self.written_path(target, "body")?).ok()
+    }
+
+    /// Keeps `body` as what this clone last wrote into `target` (a temporary file renamed, so
+    /// a reader never sees half of it). A failure only costs the comparison: the store's log
+    /// is used instead.
+    fn remember(&self, target: &Target, body: &str) {
+        let Some(path) = self.written_path(target, "body") else {
+            return;
+        };
+        let write = || -> std::io::Result<()> {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            std::io::Write::write_all(&mut tmp, body.as_bytes())?;
+            tmp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            tracing::warn!("keep the body written into {}: {e}", target.key);
+        }
+    }
+
+    /// Serialises this clone's renders of `target` (read, fold, write, log), so the body a
+    /// render finds is the one the last render logged. Held until dropped; `None` (no record
+    /// folder, or a lock that cannot be taken) renders unlocked, as before.
+    fn render_lock(&self, target: &Target) -> Option<std::fs::File> {
+        let path = self.written_path(target, "lock")?;
+        std::fs::create_dir_all(path.parent()?).ok()?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ok()?;
+        match lock.lock() {
+            Ok(()) => Some(lock),
+            Err(e) => {
+                tracing::warn!("lock {}: {e}", path.display());
+                None
+            }
+        }
+    }
+
     /// Renders one target from the store, folding a hand edit of its section in first.
+    ///
+    /// A hand edit is a section that differs from the body this clone last wrote (kept in
+    /// `.promptloop/rendered/`, else the store's last logged body). With a team store the log
+    /// also holds other clones' renders, so a section that is merely older than another
+    /// clone's last render is not taken for a hand edit.
     pub fn sync(
         &self,
         target: &Target,
         reason: &str,
         changes: &[StoreChange],
     ) -> Result<SyncReport, CurateError> {
+        let _lock = self.render_lock(target);
         // Another writer may change the file between our read and our write; the writer
         // notices (compare and swap) and we start over with what is there now.
         for _ in 0..5 {
             let snap = file::read_section(&target.path)?;
-            let last = self
+            let mut last = self
                 .store
                 .file_changes(Some(&target.key), 1)?
                 .into_iter()
                 .next();
+            let written = self.written(target);
+            if let (Some(ours), Some(logged)) = (&written, &last)
+                && logged.new_body != *ours
+            {
+                // What this clone wrote is the baseline a hand edit is read against.
+                last = self
+                    .store
+                    .file_changes(Some(&target.key), 200)?
+                    .into_iter()
+                    .find(|c| c.new_body == *ours)
+                    .or(last);
+            }
             let mut report = SyncReport {
                 target: target.key.clone(),
                 written: false,
@@ -301,7 +387,9 @@ impl<'a> Curator<'a> {
                 log_seq: None,
             };
             if let Some(body) = &snap.body {
-                let expected = last.as_ref().map(|c| c.new_body.as_str());
+                let expected = written
+                    .as_deref()
+                    .or(last.as_ref().map(|c| c.new_body.as_str()));
                 if expected != Some(body.as_str()) && !body.trim().is_empty() {
                     self.fold(target, body, last.as_ref(), &mut report)?;
                 }
@@ -326,13 +414,20 @@ impl<'a> Curator<'a> {
             report.hidden = hidden;
             report.over_budget = over_budget;
             if snap.body.as_deref() == Some(body.as_str()) {
+                if written.as_deref() != Some(body.as_str()) {
+                    self.remember(target, &body);
+                }
                 return Ok(report);
             }
             start_with_preamble(&target.path)?;
             match file::replace_section_body(&target.path, snap.body.as_deref(), &body)? {
                 ReplaceOutcome::Changed => continue,
-                ReplaceOutcome::Unchanged => return Ok(report),
+                ReplaceOutcome::Unchanged => {
+                    self.remember(target, &body);
+                    return Ok(report);
+                }
                 ReplaceOutcome::Written => {
+                    self.remember(target, &body);
                     let seq = self.store.log_file_change(&FileChange {
                         seq: 0,
                         target: target.key.clone(),
@@ -564,7 +659,7 @@ impl<'a> Curator<'a> {
             ReplaceOutcome::Changed => {
                 return Err(undo_err("the file changed while undoing; try again".into()));
             }
-            ReplaceOutcome::Unchanged | ReplaceOutcome::Written => {}
+            ReplaceOutcome::Unchanged | ReplaceOutcome::Written => self.remember(target, &old),
         }
         let parsed = render::parse_body(&old);
         let entry = FileChange {
