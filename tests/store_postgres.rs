@@ -1639,3 +1639,41 @@ fn a_second_clone_starts_with_what_the_first_learned_and_claude_code_passes_firs
     assert!(agent_requests[0].text().contains(RULE_TEXT));
     assert!(!second.path.join(".promptloop/promptloop.db").exists());
 }
+
+/// A clone whose section is older than another clone's last render is not taken for a hand
+/// edit: a rule the other clone learned is not retired as "removed by hand".
+#[test]
+fn a_section_older_than_another_clones_render_is_not_a_hand_edit() {
+    const THIRD: &str = "Close the CSV reader before moving the imported file.";
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let url = server.create_db("older");
+    let a = clone_of("https://github.com/org/older.git");
+    let b = clone_of("https://github.com/org/older.git");
+    let report = |p: &Project, lesson: &'static str| {
+        let out = writer(p, &server, &teacher(lesson, 1), "older", &[], "project")
+            .wait_with_output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    report(&a, LESSON);
+    report(&b, OFFLINE_LESSON);
+    report(&a, THIRD);
+    let pg = PgStore::connect(&url, "github.com/org/older", &server.env()).unwrap();
+    let rules = pg.list(&RuleFilter::default()).unwrap();
+    let active: Vec<&str> = rules
+        .iter()
+        .filter(|r| r.status == Status::Active)
+        .map(|r| r.rule.rule.as_str())
+        .collect();
+    assert_eq!(active.len(), 3, "{rules:#?}");
+    let file = a.read("CLAUDE.md");
+    for text in [LESSON, OFFLINE_LESSON, THIRD] {
+        assert!(file.contains(text), "{file}");
+    }
+}
