@@ -364,17 +364,25 @@ impl<'a> Curator<'a> {
                 .file_changes(Some(&target.key), 1)?
                 .into_iter()
                 .next();
-            let written = self.written(target);
+            // What this clone last wrote is the baseline a hand edit is read against, when
+            // this store logged it (an offline store, or the team store after offline work,
+            // did not: then the store's own last render is).
+            let mut written = self.written(target);
             if let (Some(ours), Some(logged)) = (&written, &last)
                 && logged.new_body != *ours
             {
-                // What this clone wrote is the baseline a hand edit is read against.
-                last = self
+                match self
                     .store
                     .file_changes(Some(&target.key), 200)?
                     .into_iter()
                     .find(|c| c.new_body == *ours)
-                    .or(last);
+                {
+                    Some(entry) => last = Some(entry),
+                    None => written = None,
+                }
+            }
+            if last.is_none() {
+                written = None;
             }
             let mut report = SyncReport {
                 target: target.key.clone(),
