@@ -166,8 +166,7 @@ fn serve(args: ServeArgs) -> Result<u8, Failure> {
     // A store that is there must open (a newer schema is refused here, not per call); one
     // that is not is created by the first report, so a server started in every project
     // (user scope) leaves no `.promptloop/` where nothing was reported.
-    if crate::store::StoreChoice::of(&root, &loaded.settings.store, &crate::settings::process_env)
-        == crate::store::StoreChoice::Sqlite
+    if !crate::store::team_store_set(&loaded.settings.store, &crate::settings::process_env)
         && project_has_store(&root)
     {
         crate::store::open_project(&root).map_err(|e| Failure::usage(e.to_string()))?;
@@ -383,8 +382,7 @@ fn open_stores(
     store_settings: &StoreSettings,
 ) -> Result<Vec<Box<dyn RuleStore>>, String> {
     let mut stores: Vec<Box<dyn RuleStore>> = Vec::new();
-    let team = crate::store::StoreChoice::of(root, store_settings, &crate::settings::process_env)
-        != crate::store::StoreChoice::Sqlite;
+    let team = crate::store::team_store_set(store_settings, &crate::settings::process_env);
     if team || project_has_store(root) {
         stores.push(crate::store::open_for(root, store_settings).map_err(|e| e.to_string())?);
     }

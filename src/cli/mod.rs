@@ -354,8 +354,7 @@ fn open_store(
 /// there.
 fn has_store(project_dir: &Path, settings: &Settings) -> bool {
     crate::store::project_db_path(project_dir).exists()
-        || crate::store::StoreChoice::of(project_dir, &settings.store, &settings::process_env)
-            != crate::store::StoreChoice::Sqlite
+        || crate::store::team_store_set(&settings.store, &settings::process_env)
 }
 
 /// The project directory, checked to exist, made absolute.

@@ -269,12 +269,7 @@ fn report_inner(args: ReportArgs, json: bool) -> Result<u8, Failure> {
     let failure = manual_failure(kind, description, context, task, &project_dir);
     let mut learner = teaching.learner(teacher.as_deref().map_err(Clone::clone), rules);
     if args.scope == Scope::Team {
-        if crate::store::StoreChoice::of(
-            &record_dir,
-            &settings.store,
-            &crate::settings::process_env,
-        ) == crate::store::StoreChoice::Sqlite
-        {
+        if !crate::store::team_store_set(&settings.store, &crate::settings::process_env) {
             return Err(Failure::usage(
                 "--scope team needs a team store: set store.url (or PROMPTLOOP_STORE_URL) to a \
                  postgres:// URL",
