@@ -60,7 +60,8 @@ fn main() {
                 std::process::exit(2);
             })
         });
-    let judge = judge.as_ref().map(|j| j as &dyn Judge);
+    let embedder = judge;
+    let judge = embedder.as_ref().map(|j| j as &dyn Judge);
     for (title, file) in sets {
         if only.as_deref().is_some_and(|o| !title.starts_with(o)) {
             continue;
@@ -98,12 +99,33 @@ fn main() {
             .map(|(k, (right, n))| format!("{k} {right}/{n}"))
             .collect();
         println!("  by kind: {}\n", kinds.join(", "));
+        if let Some(embedder) = &embedder {
+            print_ceiling(embedder, &scored);
+        }
         if errors {
             for s in scored.iter().filter(|s| !s.correct()) {
                 print_error(s);
             }
             println!();
         }
+    }
+}
+
+/// What an embeddings index could add: the pairs the method keeps apart for want of shared
+/// words, merged from a cosine bound.
+fn print_ceiling(embedder: &EmbeddingJudge, scored: &[Scored]) {
+    let similarity = |a: &str, b: &str| embedder.similarity(a, b);
+    println!(
+        "  with candidates found by meaning (pairs kept apart for want of words, merged at cosine >= bound):"
+    );
+    for (bound, c) in eval::embedding_ceiling(scored, &similarity, &[0.75, 0.8, 0.85, 0.9, 0.95]) {
+        let merged_wrongly = c.counts[1][0] + c.counts[2][0];
+        println!(
+            "    {bound:.2}: merge precision {:.3} recall {:.3} (same merged {}, different or conflict merged {merged_wrongly})",
+            c.merge_precision(),
+            c.merge_recall(),
+            c.counts[0][0],
+        );
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Analysis, Judge, Rarity, Relation, Thresholds, Verdict, analyse, compare};
+use super::{Analysis, Judge, Rarity, Reason, Relation, Thresholds, Verdict, analyse, compare};
 
 /// A rule as the labelled pairs give it.
 #[derive(Clone, Debug, Deserialize)]
@@ -235,6 +235,47 @@ pub fn score_with(
     (confusion, scored)
 }
 
+/// What candidates found by meaning could add: for each cosine bound, the confusion matrix
+/// when every pair the method keeps apart for want of shared words (unrelated or unsure,
+/// not a different subject or context) is merged if its texts' embeddings are at least
+/// that similar. `similarity` gives the cosine of two rule texts (`None`: not known, the
+/// verdict stands).
+pub fn embedding_ceiling(
+    scored: &[Scored],
+    similarity: &dyn Fn(&str, &str) -> Option<f64>,
+    bounds: &[f64],
+) -> Vec<(f64, Confusion)> {
+    let cosines: Vec<Option<f64>> = scored
+        .iter()
+        .map(|s| {
+            let apart = matches!(
+                s.verdict.relation,
+                Relation::Distinct | Relation::Borderline
+            ) && matches!(s.verdict.reason, Reason::Unrelated | Reason::Unsure);
+            if apart {
+                similarity(&s.pair.a.rule, &s.pair.b.rule)
+            } else {
+                None
+            }
+        })
+        .collect();
+    bounds
+        .iter()
+        .map(|&bound| {
+            let mut confusion = Confusion::default();
+            for (s, cos) in scored.iter().zip(&cosines) {
+                let label = LABELS.iter().position(|l| *l == s.pair.label).unwrap_or(1);
+                let relation = match cos {
+                    Some(c) if *c >= bound => Relation::Same,
+                    _ => s.verdict.relation,
+                };
+                confusion.add(label, relation);
+            }
+            (bound, confusion)
+        })
+        .collect()
+}
+
 /// Scores per value of a key (topic or kind), for the report.
 pub fn by<F: Fn(&Pair) -> String>(scored: &[Scored], key: F) -> BTreeMap<String, (usize, usize)> {
     let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -284,5 +325,39 @@ mod tests {
                 other => assert_eq!(j.verdict.relation, other),
             }
         }
+    }
+
+    #[test]
+    fn the_embedding_ceiling_merges_only_pairs_kept_apart_for_want_of_words() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/curation/dev.jsonl"
+        ))
+        .unwrap();
+        let pairs = read_pairs(&text).unwrap();
+        let (alone, scored) = score(&pairs, &Thresholds::default());
+        let asked = std::cell::Cell::new(0);
+        // Every pair is "0.9 similar": at 0.85 all unrelated or unsure pairs merge, at 0.95
+        // none does.
+        let similar = |_: &str, _: &str| {
+            asked.set(asked.get() + 1);
+            Some(0.9)
+        };
+        let ceiling = embedding_ceiling(&scored, &similar, &[0.85, 0.95]);
+        let overruled = scored
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.verdict.relation,
+                    Relation::Distinct | Relation::Borderline
+                ) && matches!(s.verdict.reason, Reason::Unrelated | Reason::Unsure)
+            })
+            .count();
+        assert!(overruled > 0);
+        assert_eq!(asked.get(), overruled);
+        assert_eq!(ceiling[1].1, alone);
+        let merged = |c: &Confusion| (0..3).map(|r| c.counts[r][0]).sum::<usize>();
+        assert_eq!(merged(&ceiling[0].1), merged(&alone) + overruled);
+        assert_eq!(ceiling[0].1.total(), alone.total());
     }
 }
