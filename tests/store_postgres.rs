@@ -616,6 +616,9 @@ fn a_writer_killed_mid_transaction_loses_nothing_else() {
         .unwrap();
 
     // The writer stops inside its learn transaction, after its writes, before the commit.
+    // Idle in that transaction for 2 s: between two statements of its schema check at open,
+    // which holds an advisory lock too, it is idle in transaction only for a moment (killed
+    // there, it had not yet saved its failure).
     let teacher = teacher(LESSON, 1);
     let mut child = writer(
         &project,
@@ -632,6 +635,7 @@ fn a_writer_killed_mid_transaction_loses_nothing_else() {
             .query_one(
                 "SELECT COUNT(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
                  WHERE a.application_name = 'promptloop' AND a.state = 'idle in transaction'
+                   AND a.state_change < now() - interval '2 seconds'
                    AND l.locktype = 'advisory' AND l.granted",
                 &[],
             )
