@@ -14,12 +14,28 @@
 //! at `http://127.0.0.1:11434`; model `PROMPTLOOP_BENCH_EMBEDDINGS_MODEL`, default
 //! `nomic-embed-text`) the pairs the method is unsure of are put to that embeddings judge, as
 //! `rules.dedup_embeddings` does at insert, and the figures are the method's with the judge.
+//!
+//! With `PROMPTLOOP_BENCH_TEACHER_URL` (a model server: `PROMPTLOOP_BENCH_TEACHER_PROTOCOL`
+//! `openai`, the default, for an OpenAI-compatible chat API such as Ollama's
+//! `http://127.0.0.1:11434/v1`, or `anthropic` for the Messages API; the model
+//! `PROMPTLOOP_BENCH_TEACHER_MODEL`; a key, where the server wants one, in the variable
+//! `PROMPTLOOP_BENCH_TEACHER_KEY_ENV` names) the bench also prints what the teacher adds as
+//! a judge: in the unsure band, as `rules.dedup_judge` does at insert; deciding (same,
+//! conflict or different) every pair the store's lookup would put to a judge; and deciding
+//! every pair alone.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
+use promptloop::learn::curate::TeacherJudge;
 use promptloop::store::dedup::embed::{EmbeddingJudge, EmbeddingsConfig};
-use promptloop::store::dedup::eval::{self, Scored};
-use promptloop::store::dedup::{Judge, Thresholds};
+use promptloop::store::dedup::eval::{self, Confusion, Scored};
+use promptloop::store::dedup::{Judge, Relation, Thresholds};
+use promptloop::teacher::Teacher;
+use promptloop::teacher::anthropic::{AnthropicConfig, AnthropicTeacher};
+use promptloop::teacher::openai::{OpenAiConfig, OpenAiTeacher};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -62,6 +78,7 @@ fn main() {
         });
     let embedder = judge;
     let judge = embedder.as_ref().map(|j| j as &dyn Judge);
+    let teacher = teacher();
     for (title, file) in sets {
         if only.as_deref().is_some_and(|o| !title.starts_with(o)) {
             continue;
@@ -93,6 +110,18 @@ fn main() {
             "  right merges or conflicts the store's lookup (bound {}) misses from one side: {unreached}",
             t.lookup
         );
+        let within = |label: &str| {
+            let of = scored.iter().filter(|s| s.pair.label == label);
+            let reached = of.clone().filter(|s| s.reach >= t.unsure).count();
+            format!("{label} {reached}/{}", of.count())
+        };
+        println!(
+            "  pairs the lookup with a judge (bound {}) finds from both sides, the most a judge there could decide: {}, {}, {}",
+            t.unsure,
+            within("same"),
+            within("conflict"),
+            within("different")
+        );
         let by_kind = eval::by(&scored, |p| format!("{}/{}", p.label, p.kind));
         let kinds: Vec<String> = by_kind
             .iter()
@@ -101,6 +130,9 @@ fn main() {
         println!("  by kind: {}\n", kinds.join(", "));
         if let Some(embedder) = &embedder {
             print_ceiling(embedder, &scored);
+        }
+        if let Some(teacher) = &teacher {
+            print_teacher(teacher.as_ref(), &scored);
         }
         if errors {
             for s in scored.iter().filter(|s| !s.correct()) {
@@ -127,6 +159,126 @@ fn print_ceiling(embedder: &EmbeddingJudge, scored: &[Scored]) {
             c.counts[0][0],
         );
     }
+}
+
+/// The teacher from `PROMPTLOOP_BENCH_TEACHER_*`, or none when no URL is set.
+fn teacher() -> Option<Box<dyn Teacher>> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let base_url = var("PROMPTLOOP_BENCH_TEACHER_URL")?;
+    let Some(model) = var("PROMPTLOOP_BENCH_TEACHER_MODEL") else {
+        eprintln!(
+            "PROMPTLOOP_BENCH_TEACHER_URL needs PROMPTLOOP_BENCH_TEACHER_MODEL (the model id)"
+        );
+        std::process::exit(2);
+    };
+    let protocol = var("PROMPTLOOP_BENCH_TEACHER_PROTOCOL").unwrap_or_else(|| "openai".into());
+    let key_env = var("PROMPTLOOP_BENCH_TEACHER_KEY_ENV");
+    let api_key = key_env.as_deref().and_then(var);
+    let api_key_env = key_env.unwrap_or_default();
+    let deadline = Duration::from_secs(120);
+    let teacher: Result<Box<dyn Teacher>, _> = match protocol.as_str() {
+        "openai" => OpenAiTeacher::new(OpenAiConfig {
+            base_url: base_url.clone(),
+            api_key,
+            api_key_env,
+            model: model.clone(),
+            max_tokens: 16,
+            deadline,
+        })
+        .map(|t| Box::new(t) as Box<dyn Teacher>),
+        "anthropic" => AnthropicTeacher::new(AnthropicConfig {
+            base_url: base_url.clone(),
+            api_key: api_key.unwrap_or_default(),
+            api_key_env,
+            model: model.clone(),
+            max_tokens: 16,
+            deadline,
+        })
+        .map(|t| Box::new(t) as Box<dyn Teacher>),
+        other => {
+            eprintln!("PROMPTLOOP_BENCH_TEACHER_PROTOCOL is openai or anthropic, not {other:?}");
+            std::process::exit(2);
+        }
+    };
+    match teacher {
+        Ok(t) => {
+            println!("teacher as judge: {protocol} {model} at {base_url}\n");
+            Some(t)
+        }
+        Err(e) => {
+            eprintln!("the teacher: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Asks the same question once (the bench puts most pairs to the teacher twice).
+struct Remembered<'j> {
+    judge: &'j dyn Judge,
+    answers: RefCell<HashMap<(String, String), Option<Relation>>>,
+}
+
+impl Judge for Remembered<'_> {
+    fn same_rule(&self, a: &str, b: &str) -> Option<bool> {
+        self.judge.same_rule(a, b)
+    }
+
+    fn relation(&self, a: &str, b: &str) -> Option<Relation> {
+        let key = (a.to_string(), b.to_string());
+        if let Some(known) = self.answers.borrow().get(&key) {
+            return *known;
+        }
+        let answer = self.judge.relation(a, b);
+        self.answers.borrow_mut().insert(key, answer);
+        answer
+    }
+}
+
+/// The store's question only (SAME or DIFFERENT), as `rules.dedup_judge` asks it.
+struct SameOnly<'j>(&'j dyn Judge);
+
+impl Judge for SameOnly<'_> {
+    fn same_rule(&self, a: &str, b: &str) -> Option<bool> {
+        self.0.same_rule(a, b)
+    }
+}
+
+/// What the teacher adds as a judge, at three reaches.
+fn print_teacher(teacher: &dyn Teacher, scored: &[Scored]) {
+    let t = Thresholds::default();
+    let judge = TeacherJudge { teacher };
+    let remembered = Remembered {
+        judge: &judge,
+        answers: RefCell::new(HashMap::new()),
+    };
+    let line = |what: &str, (c, asked): (Confusion, usize)| {
+        println!(
+            "    {what} (asked {asked}): merge precision {:.3} recall {:.3}, conflict precision {:.3} recall {:.3}",
+            c.merge_precision(),
+            c.merge_recall(),
+            c.conflict_precision(),
+            c.conflict_recall()
+        );
+    };
+    println!("  with the teacher as judge:");
+    line(
+        "in the unsure band, as rules.dedup_judge does",
+        eval::judged(scored, &SameOnly(&judge), &|s| {
+            s.verdict.relation == Relation::Borderline
+        }),
+    );
+    line(
+        &format!(
+            "deciding every pair the lookup finds (sharing >= {} of the weight)",
+            t.unsure
+        ),
+        eval::judged(scored, &remembered, &|s| s.reach >= t.unsure),
+    );
+    line(
+        "deciding every pair",
+        eval::judged(scored, &remembered, &|_| true),
+    );
+    println!();
 }
 
 fn print_error(s: &Scored) {

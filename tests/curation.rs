@@ -460,18 +460,24 @@ fn embeddings_server() -> crate::support::loopback::Loopback {
     })
 }
 
+/// Two wordings of one rule (rule, when) that the method alone is unsure of: distinct
+/// unless a judge says they are the same.
+const UNSURE_PAIR: ((&str, &str), (&str, &str)) = (
+    (
+        "Escape `$` as `$$` in docker-compose.yml values.",
+        "Writing compose files",
+    ),
+    (
+        "In docker-compose.yml, write a literal dollar sign as $$.",
+        "Editing docker-compose.yml",
+    ),
+);
+
 #[test]
 fn an_embeddings_judge_decides_where_the_method_is_unsure_with_a_cache_and_a_budget() {
     use promptloop::store::LearnOutcome;
     use promptloop::store::dedup::embed::{EmbeddingJudge, EmbeddingsConfig};
-    let a = (
-        "Escape `$` as `$$` in docker-compose.yml values.",
-        "Writing compose files",
-    );
-    let b = (
-        "In docker-compose.yml, write a literal dollar sign as $$.",
-        "Editing docker-compose.yml",
-    );
+    let (a, b) = UNSURE_PAIR;
     let dir = tempfile::tempdir().unwrap();
     let server = embeddings_server();
     let config = |max_calls| EmbeddingsConfig {
@@ -538,19 +544,40 @@ fn an_embeddings_judge_decides_where_the_method_is_unsure_with_a_cache_and_a_bud
     );
 }
 
+/// Reports the "first wording" and then the "second wording" of a compose-file mistake
+/// through `report-failure`, with `config` (a `rules:` YAML) where given.
+fn report_both_wordings(
+    project: &Project,
+    model: &FakeAnthropic,
+    config: Option<&str>,
+    env: &[(&str, &str)],
+) {
+    for marker in ["first wording", "second wording"] {
+        let mut cmd = project.promptloop();
+        cmd.env("ANTHROPIC_BASE_URL", model.base_url())
+            .env("ANTHROPIC_API_KEY", "test-key")
+            .envs(env.iter().copied())
+            .args(["report-failure", "-f", "workflow_error", "-t", "anthropic"])
+            .args(["-D", &format!("The compose file broke ({marker})")]);
+        if let Some(yaml) = config {
+            cmd.arg("--config").arg(project.config(yaml));
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// `rules.dedup_embeddings` in the config puts the embeddings judge behind every learn:
 /// two wordings the method alone keeps apart are one rule, the token read from the variable
 /// the config names.
 #[test]
 fn rules_dedup_embeddings_in_the_config_judges_what_the_method_is_unsure_of() {
-    let a = (
-        "Escape `$` as `$$` in docker-compose.yml values.",
-        "Writing compose files",
-    );
-    let b = (
-        "In docker-compose.yml, write a literal dollar sign as $$.",
-        "Editing docker-compose.yml",
-    );
+    let (a, b) = UNSURE_PAIR;
     let embeddings = embeddings_server();
     let model = FakeAnthropic::start(move |r| {
         if r.text().contains("first wording") {
@@ -561,24 +588,12 @@ fn rules_dedup_embeddings_in_the_config_judges_what_the_method_is_unsure_of() {
     });
     let learn_both = |config: Option<&str>| {
         let project = Project::new();
-        for marker in ["first wording", "second wording"] {
-            let mut cmd = project.promptloop();
-            cmd.env("ANTHROPIC_BASE_URL", model.base_url())
-                .env("ANTHROPIC_API_KEY", "test-key")
-                .env("EMBEDDINGS_TOKEN", "emb-secret")
-                .args(["report-failure", "-f", "workflow_error", "-t", "anthropic"])
-                .args(["-D", &format!("The compose file broke ({marker})")]);
-            if let Some(yaml) = config {
-                cmd.arg("--config").arg(project.config(yaml));
-            }
-            let out = cmd.output().unwrap();
-            assert_eq!(
-                out.status.code(),
-                Some(0),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        report_both_wordings(
+            &project,
+            &model,
+            config,
+            &[("EMBEDDINGS_TOKEN", "emb-secret")],
+        );
         rules(&project)
     };
     let apart = learn_both(None);
@@ -612,4 +627,53 @@ fn rules_dedup_embeddings_in_the_config_judges_what_the_method_is_unsure_of() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `rules.dedup_judge: true` asks the teacher about what the method is unsure of, one
+/// question per unsure candidate: SAME merges the two wordings,
+/// DIFFERENT keeps them apart, and without the setting the teacher is never asked.
+#[test]
+fn rules_dedup_judge_asks_the_teacher_what_the_method_is_unsure_of() {
+    let (a, b) = UNSURE_PAIR;
+    let learn_both = |verdict: &'static str, config: Option<&str>| {
+        let (a, b) = (answer(a.0, a.1), answer(b.0, b.1));
+        let model = FakeAnthropic::start(move |r| {
+            let text = r.text();
+            if text.contains("SAME or DIFFERENT") {
+                Reply::text(verdict)
+            } else if text.contains("first wording") {
+                Reply::text(a.clone())
+            } else {
+                Reply::text(b.clone())
+            }
+        });
+        let project = Project::new();
+        report_both_wordings(&project, &model, config, &[]);
+        let asked: Vec<String> = model
+            .requests()
+            .iter()
+            .map(|r| r.text())
+            .filter(|t| t.contains("SAME or DIFFERENT"))
+            .collect();
+        (rules(&project), asked)
+    };
+    let judge = Some("rules:\n  dedup_judge: true\n");
+
+    let (apart, asked) = learn_both("SAME", None);
+    assert_eq!(apart.len(), 2, "the method alone is unsure: {apart:#?}");
+    assert!(asked.is_empty(), "{asked:?}");
+
+    let (merged, asked) = learn_both("SAME", judge);
+    assert_eq!(merged.len(), 1, "{merged:#?}");
+    assert_eq!(merged[0]["times_learned"], 2);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(
+        asked[0].contains("Rule A: In docker-compose.yml") && asked[0].contains("Rule B: Escape"),
+        "{}",
+        asked[0]
+    );
+
+    let (kept, asked) = learn_both("DIFFERENT", judge);
+    assert_eq!(kept.len(), 2, "{kept:#?}");
+    assert_eq!(asked.len(), 1, "{asked:?}");
 }

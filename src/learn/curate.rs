@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::rules::file::{self, ReplaceOutcome, RulesFileError};
 use crate::rules::format::Rule;
-use crate::store::dedup::Judge;
+use crate::store::dedup::{Judge, Relation};
 use crate::store::render::{self, Budget, RenderedSection};
 use crate::store::{
     FileChange, LearnOutcome, NewRule, Provenance, RuleEdit, RuleStore, Scope, Status, StoreChange,
@@ -798,11 +798,23 @@ same when following one means following the other: same subject, same instructio
 in other words. They are different when they name different functions, files, values or \
 tools, or give opposite instructions. Answer with one word: SAME or DIFFERENT.";
 
-impl Judge for TeacherJudge<'_> {
-    fn same_rule(&self, a: &str, b: &str) -> Option<bool> {
+/// The three-way question ([`Judge::relation`]), worded as the labelled pairs' labels are.
+const RELATION_SYSTEM: &str = "You curate the rules a coding agent follows. Compare two \
+rules. SAME: following one means following the other (the same subject, instruction and \
+values, possibly in other words). CONFLICT: the same subject and concern, but they cannot \
+both be followed (an opposite instruction, another value for the same setting, another \
+choice among the same alternatives, or the opposite order of two steps). DIFFERENT: \
+anything else (another subject, such as another package, function, file, client, service \
+or branch, or a compatible instruction about the same subject). Answer with one word: \
+SAME, CONFLICT or DIFFERENT.";
+
+impl TeacherJudge<'_> {
+    /// The first word of the teacher's answer to `system` about the two rules (redacted
+    /// before they are sent), upper-cased; `None` when the teacher cannot answer.
+    fn ask(&self, system: &str, a: &str, b: &str) -> Option<String> {
         let redactor = crate::redact::Redactor::get();
         let lesson = crate::teacher::Lesson {
-            system: JUDGE_SYSTEM.to_string(),
+            system: system.to_string(),
             user: format!(
                 "Rule A: {}\nRule B: {}",
                 redactor.redact(a).text,
@@ -826,14 +838,28 @@ impl Judge for TeacherJudge<'_> {
             .teacher
             .ask(&lesson, &failure, None, &crate::process::CancelToken::new())
             .ok()?;
-        let word = reply
+        reply
             .text
             .split(|c: char| !c.is_ascii_alphabetic())
-            .find(|w| !w.is_empty())?
-            .to_ascii_uppercase();
-        match word.as_str() {
+            .find(|w| !w.is_empty())
+            .map(str::to_ascii_uppercase)
+    }
+}
+
+impl Judge for TeacherJudge<'_> {
+    fn same_rule(&self, a: &str, b: &str) -> Option<bool> {
+        match self.ask(JUDGE_SYSTEM, a, b)?.as_str() {
             "SAME" => Some(true),
             "DIFFERENT" => Some(false),
+            _ => None,
+        }
+    }
+
+    fn relation(&self, a: &str, b: &str) -> Option<Relation> {
+        match self.ask(RELATION_SYSTEM, a, b)?.as_str() {
+            "SAME" => Some(Relation::Same),
+            "CONFLICT" => Some(Relation::Conflict),
+            "DIFFERENT" => Some(Relation::Distinct),
             _ => None,
         }
     }
@@ -875,5 +901,97 @@ fn start_with_preamble(path: &Path) -> Result<(), CurateError> {
             path: path.to_path_buf(),
             source,
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// A teacher that gives one answer (or fails) and keeps the lessons it was sent.
+    struct Scripted {
+        answer: Option<&'static str>,
+        sent: RefCell<Vec<crate::teacher::Lesson>>,
+    }
+
+    impl crate::teacher::Teacher for Scripted {
+        fn name(&self) -> String {
+            "scripted".to_string()
+        }
+
+        fn ask(
+            &self,
+            lesson: &crate::teacher::Lesson,
+            _failure: &crate::failure::FailureContext,
+            _follow_up: Option<(&str, &str)>,
+            _cancel: &crate::process::CancelToken,
+        ) -> Result<crate::teacher::TeacherReply, crate::teacher::TeacherError> {
+            self.sent.borrow_mut().push(lesson.clone());
+            match self.answer {
+                Some(text) => Ok(crate::teacher::TeacherReply {
+                    text: text.to_string(),
+                    model: None,
+                    input_tokens: None,
+                    output_tokens: None,
+                }),
+                None => Err(crate::teacher::TeacherError::NotConfigured(
+                    "down".to_string(),
+                )),
+            }
+        }
+    }
+
+    fn scripted(answer: Option<&'static str>) -> Scripted {
+        Scripted {
+            answer,
+            sent: RefCell::new(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn the_teacher_judge_sends_both_rules_redacted() {
+        let secret = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789";
+        let teacher = scripted(Some("SAME"));
+        let judge = TeacherJudge { teacher: &teacher };
+        let a = format!("Never commit the key {secret}.");
+        let b = format!("Keep {secret} out of git.");
+        assert_eq!(judge.same_rule(&a, &b), Some(true));
+        assert_eq!(judge.relation(&a, &b), Some(Relation::Same));
+        let sent = teacher.sent.borrow();
+        assert_eq!(sent.len(), 2);
+        for lesson in sent.iter() {
+            assert!(!lesson.user.contains(secret), "{}", lesson.user);
+            assert!(lesson.user.starts_with("Rule A: Never commit the key "));
+            assert!(lesson.user.contains("\nRule B: Keep "), "{}", lesson.user);
+        }
+        assert_eq!(sent[0].system, JUDGE_SYSTEM);
+        assert_eq!(sent[1].system, RELATION_SYSTEM);
+    }
+
+    #[test]
+    fn the_teacher_judge_reads_the_first_word_and_abstains_on_anything_else() {
+        let cases: [(Option<&'static str>, Option<bool>, Option<Relation>); 6] = [
+            (Some("same."), Some(true), Some(Relation::Same)),
+            (
+                Some("**DIFFERENT** - another file"),
+                Some(false),
+                Some(Relation::Distinct),
+            ),
+            (
+                Some("Conflict: opposite values"),
+                None,
+                Some(Relation::Conflict),
+            ),
+            (Some("They are the same"), None, None),
+            (Some(""), None, None),
+            (None, None, None),
+        ];
+        for (answer, same, relation) in cases {
+            let teacher = scripted(answer);
+            let judge = TeacherJudge { teacher: &teacher };
+            assert_eq!(judge.same_rule("a", "b"), same, "{answer:?}");
+            assert_eq!(judge.relation("a", "b"), relation, "{answer:?}");
+        }
     }
 }

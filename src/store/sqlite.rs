@@ -173,11 +173,6 @@ impl SqliteStore {
         Ok(change)
     }
 
-    /// Sets how many judge calls one insert may make (`rules.dedup_judge_calls`).
-    pub fn set_judge_calls(&mut self, calls: usize) {
-        self.judge_calls = calls;
-    }
-
     /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`). A deferred
     /// one that reads and then writes fails at once with "database is locked" when another
     /// process wrote in between, instead of waiting for the busy timeout; taken first, the

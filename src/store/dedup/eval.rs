@@ -276,6 +276,30 @@ pub fn embedding_ceiling(
         .collect()
 }
 
+/// A judge deciding the pairs `decides` picks, the method the rest: the confusion matrix
+/// and how many pairs the judge was asked about. A pair the judge cannot tell about keeps
+/// the method's verdict.
+pub fn judged(
+    scored: &[Scored],
+    judge: &dyn Judge,
+    decides: &dyn Fn(&Scored) -> bool,
+) -> (Confusion, usize) {
+    let mut confusion = Confusion::default();
+    let mut asked = 0;
+    for s in scored {
+        let mut relation = s.verdict.relation;
+        if decides(s) {
+            asked += 1;
+            if let Some(r) = judge.relation(&s.pair.a.rule, &s.pair.b.rule) {
+                relation = r;
+            }
+        }
+        let label = LABELS.iter().position(|l| *l == s.pair.label).unwrap_or(1);
+        confusion.add(label, relation);
+    }
+    (confusion, asked)
+}
+
 /// Scores per value of a key (topic or kind), for the report.
 pub fn by<F: Fn(&Pair) -> String>(scored: &[Scored], key: F) -> BTreeMap<String, (usize, usize)> {
     let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -291,6 +315,16 @@ pub fn by<F: Fn(&Pair) -> String>(scored: &[Scored], key: F) -> BTreeMap<String,
 mod tests {
     use super::*;
 
+    /// The dev pairs (the ones the method is tuned on).
+    fn dev_pairs() -> Vec<Pair> {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/curation/dev.jsonl"
+        ))
+        .unwrap();
+        read_pairs(&text).unwrap()
+    }
+
     /// A judge that calls every pair it is asked about the same rule, and counts them.
     struct Yes(std::cell::Cell<usize>);
 
@@ -303,12 +337,7 @@ mod tests {
 
     #[test]
     fn a_judge_is_asked_about_the_unsure_pairs_only_and_merges_those_it_calls_the_same() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/curation/dev.jsonl"
-        ))
-        .unwrap();
-        let pairs = read_pairs(&text).unwrap();
+        let pairs = dev_pairs();
         let t = Thresholds::default();
         let (_, alone) = score(&pairs, &t);
         let unsure = alone
@@ -329,12 +358,7 @@ mod tests {
 
     #[test]
     fn the_embedding_ceiling_merges_only_pairs_kept_apart_for_want_of_words() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/curation/dev.jsonl"
-        ))
-        .unwrap();
-        let pairs = read_pairs(&text).unwrap();
+        let pairs = dev_pairs();
         let (alone, scored) = score(&pairs, &Thresholds::default());
         let asked = std::cell::Cell::new(0);
         // Every pair is "0.9 similar": at 0.85 all unrelated or unsure pairs merge, at 0.95
@@ -359,5 +383,45 @@ mod tests {
         let merged = |c: &Confusion| (0..3).map(|r| c.counts[r][0]).sum::<usize>();
         assert_eq!(merged(&ceiling[0].1), merged(&alone) + overruled);
         assert_eq!(ceiling[0].1.total(), alone.total());
+    }
+
+    /// A judge that answers `relation` for every pair and counts the questions.
+    struct Always(Option<Relation>, std::cell::Cell<usize>);
+
+    impl Judge for Always {
+        fn same_rule(&self, _: &str, _: &str) -> Option<bool> {
+            unreachable!("the bench asks for the relation")
+        }
+
+        fn relation(&self, _: &str, _: &str) -> Option<Relation> {
+            self.1.set(self.1.get() + 1);
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_judge_that_decides_overrules_the_method_on_the_pairs_picked_only() {
+        let pairs = dev_pairs();
+        let (alone, scored) = score(&pairs, &Thresholds::default());
+        let picked = |s: &Scored| s.verdict.relation == Relation::Same;
+        let merged = scored.iter().filter(|s| picked(s)).count();
+        assert!(merged > 0);
+        // Every merge turned into a conflict; nothing else moves.
+        let conflict = Always(Some(Relation::Conflict), std::cell::Cell::new(0));
+        let (c, asked) = judged(&scored, &conflict, &picked);
+        assert_eq!((asked, conflict.1.get()), (merged, merged));
+        for label in 0..3 {
+            assert_eq!(c.counts[label][0], 0);
+            assert_eq!(
+                c.counts[label][2],
+                alone.counts[label][2] + alone.counts[label][0]
+            );
+            assert_eq!(c.counts[label][1], alone.counts[label][1]);
+        }
+        // A judge that cannot tell leaves the method's verdicts.
+        let mute = Always(None, std::cell::Cell::new(0));
+        let (c, asked) = judged(&scored, &mute, &|_| true);
+        assert_eq!((asked, mute.1.get()), (pairs.len(), pairs.len()));
+        assert_eq!(c, alone);
     }
 }

@@ -904,6 +904,20 @@ impl Rarity {
 pub trait Judge {
     /// Whether the two rule texts give the same instruction; `None` when it cannot tell.
     fn same_rule(&self, a: &str, b: &str) -> Option<bool>;
+
+    /// How the two rule texts relate: the same rule, a conflict, or distinct (never
+    /// borderline); `None` when it cannot tell. The store asks only [`Judge::same_rule`];
+    /// the curation bench asks this to measure a judge that decides every pair it is shown.
+    /// By default [`Judge::same_rule`]'s answer, which knows no conflicts.
+    fn relation(&self, a: &str, b: &str) -> Option<Relation> {
+        self.same_rule(a, b).map(|same| {
+            if same {
+                Relation::Same
+            } else {
+                Relation::Distinct
+            }
+        })
+    }
 }
 
 #[cfg(test)]
