@@ -51,13 +51,16 @@ pub struct Confusion {
 }
 
 impl Confusion {
-    fn add(&mut self, label: usize, predicted: Relation) {
+    /// Counts a pair labelled `label` (`same`, `different` or `conflict`; anything else
+    /// counts as `different`) that was predicted `predicted`.
+    fn add(&mut self, label: &str, predicted: Relation) {
+        let row = LABELS.iter().position(|l| *l == label).unwrap_or(1);
         let col = match predicted {
             Relation::Same => 0,
             Relation::Distinct | Relation::Borderline => 1,
             Relation::Conflict => 2,
         };
-        self.counts[label][col] += 1;
+        self.counts[row][col] += 1;
     }
 
     /// Pairs counted.
@@ -221,8 +224,7 @@ pub fn score_with(
         {
             verdict.relation = Relation::Same;
         }
-        let label = LABELS.iter().position(|l| *l == p.label).unwrap_or(1);
-        confusion.add(label, verdict.relation);
+        confusion.add(&p.label, verdict.relation);
         let reach =
             super::overlap_share(a, b, &weight, t).min(super::overlap_share(b, a, &weight, t));
         scored.push(Scored {
@@ -264,12 +266,11 @@ pub fn embedding_ceiling(
         .map(|&bound| {
             let mut confusion = Confusion::default();
             for (s, cos) in scored.iter().zip(&cosines) {
-                let label = LABELS.iter().position(|l| *l == s.pair.label).unwrap_or(1);
                 let relation = match cos {
                     Some(c) if *c >= bound => Relation::Same,
                     _ => s.verdict.relation,
                 };
-                confusion.add(label, relation);
+                confusion.add(&s.pair.label, relation);
             }
             (bound, confusion)
         })
@@ -294,8 +295,7 @@ pub fn judged(
                 relation = r;
             }
         }
-        let label = LABELS.iter().position(|l| *l == s.pair.label).unwrap_or(1);
-        confusion.add(label, relation);
+        confusion.add(&s.pair.label, relation);
     }
     (confusion, asked)
 }
